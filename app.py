@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from aws_cdk import App
 
 from config.settings import ConfigError, load_config
 from stacks.app_builder import build_stage
+
+ROOT = Path(__file__).resolve().parent
 
 
 def _context_json(app: App, key: str) -> object:
@@ -44,7 +47,8 @@ def main() -> None:
     except ConfigError as err:
         print(f"configuration error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
-    build_stage(app, config)
+    baseline = ROOT / "model.tar.gz"
+    build_stage(app, config, build_dir=ROOT / "build", baseline_model=baseline if baseline.exists() else None)
     app.synth()
 
 

@@ -8,6 +8,7 @@ names the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -147,6 +148,8 @@ class RetrainingConfig:
 @dataclass(frozen=True)
 class NetworkConfig:
     enabled: bool = True
+    # Private address range of the VPC; both isolated subnets are carved from it.
+    vpc_cidr: str = "10.40.0.0/16"
     restrict_buckets_to_vpce: bool = False
     interface_endpoints: Mapping[str, bool] = field(default_factory=lambda: dict.fromkeys(INTERFACE_ENDPOINTS, True))
 
@@ -157,6 +160,8 @@ class NotebookConfig:
     instance_type: str = "ml.t3.medium"
     volume_size_gb: int = 10
     idle_minutes: int = 60
+    # An open browser tab (a kernel connection) keeps the instance running unless this is true.
+    ignore_connections: bool = False
     platform_identifier: str = "notebook-al2023-v1"
 
 
@@ -284,6 +289,23 @@ def _known_regions() -> list[str]:
     return sorted(botocore.session.get_session().get_available_regions("sagemaker"))
 
 
+def _notebook_platforms() -> list[str]:
+    """Amazon Linux 2023 platform identifiers the SageMaker API model knows (AL1/AL2 are deprecated)."""
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("PlatformIdentifier")
+    return sorted(p for p in re.findall(r"notebook-[a-z0-9-]+", shape.metadata.get("pattern", "")) if "al2023" in p)
+
+
+def _check_cidr(cidr: str) -> None:
+    try:
+        network = ipaddress.ip_network(cidr)
+    except ValueError:
+        network = None
+    _check(
+        network is not None and network.version == 4 and network.is_private and 16 <= network.prefixlen <= 24,
+        f"network.vpc_cidr={cidr!r} must be a private IPv4 network from /16 to /24, e.g. 10.40.0.0/16",
+    )
+
+
 def validate(cfg: StageConfig) -> StageConfig:
     """Every rule a human could get wrong; the first broken one raises with the key and allowed values."""
     _check(cfg.stage in STAGES, f"stage={cfg.stage!r} is not a stage; allowed: {', '.join(STAGES)}")
@@ -386,10 +408,27 @@ def validate(cfg: StageConfig) -> StageConfig:
         not unknown,
         f"network.interface_endpoints has unknown {unknown}; allowed: {', '.join(INTERFACE_ENDPOINTS)}",
     )
+    # An override replaces the whole mapping, so a partial one would silently switch the rest off.
+    missing = [name for name in INTERFACE_ENDPOINTS if name not in n.interface_endpoints]
+    _check(not missing, f"network.interface_endpoints is missing {missing}; list every endpoint as true or false")
+    _check_cidr(n.vpc_cidr)
+    _check(
+        n.enabled or not n.restrict_buckets_to_vpce,
+        "network.restrict_buckets_to_vpce needs network.enabled (no VPC endpoint would be left to reach the buckets)",
+    )
     nb = cfg.notebook
     _check_instance("notebook.instance_type", nb.instance_type)
     _check(5 <= nb.volume_size_gb <= 16384, f"notebook.volume_size_gb must be 5..16384, got {nb.volume_size_gb}")
     _check(nb.idle_minutes >= 5, f"notebook.idle_minutes must be >= 5, got {nb.idle_minutes}")
+    platforms = _notebook_platforms()
+    _check(
+        nb.platform_identifier in platforms,
+        f"notebook.platform_identifier={nb.platform_identifier!r}; allowed: {', '.join(platforms)}",
+    )
+    _check(
+        not nb.enabled or n.enabled,
+        "notebook.enabled needs network.enabled (the notebook runs in a private subnet without internet access)",
+    )
     return cfg
 
 

@@ -24,7 +24,8 @@ def synthesize(stage: str, outdir: Path, operator_email: str | None = None) -> d
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     app = App(context=context, outdir=str(outdir))
     config = load_config(stage, region=context.get("region", "us-east-1"), operator_email=operator_email)
-    build_stage(app, config)
+    baseline = ROOT / "model.tar.gz"
+    build_stage(app, config, build_dir=ROOT / "build", baseline_model=baseline if baseline.exists() else None)
     assembly = app.synth()
     return {s.stack_name: s.template for s in assembly.stacks}
 

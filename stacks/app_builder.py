@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import App, Environment, Stack, Tags
 
 from config.settings import StageConfig
+from sagecycle.packaging import build_sourcedir
 from stacks.audit_stack import AuditStack
 from stacks.data_stack import DataStack
+from stacks.model_stack import ModelStack
 
 
 @dataclass
@@ -16,12 +19,14 @@ class Stage:
     config: StageConfig
     data: DataStack
     audit: AuditStack
+    model: ModelStack
 
     def stacks(self) -> list[Stack]:
-        return [self.data, self.audit]
+        return [self.data, self.audit, self.model]
 
 
-def build_stage(app: App, config: StageConfig) -> Stage:
+def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_model: Path | None = None) -> Stage:
+    """Every stack of one stage. build_dir receives synth-time artifacts (the scripts tarball)."""
     env = Environment(account=config.account, region=config.region)
     data = DataStack(
         app,
@@ -40,7 +45,18 @@ def build_stage(app: App, config: StageConfig) -> Stage:
         env=env,
         description=f"{config.app_name} {config.stage}: CloudTrail, security alarms, operator topic (stateful)",
     )
-    stage = Stage(config=config, data=data, audit=audit)
+    model = ModelStack(
+        app,
+        config.stack_name("Model"),
+        config=config,
+        data_key=data.keys.data_key,
+        sourcedir=build_sourcedir(build_dir / "sourcedir"),
+        baseline_model=baseline_model,
+        env=env,
+        description=f"{config.app_name} {config.stage}: SageMaker role, scripts, champion parameter, model registry",
+    )
+    model.add_stack_dependency(data, reason="buckets are referenced by name")
+    stage = Stage(config=config, data=data, audit=audit, model=model)
     for stack in stage.stacks():
         Tags.of(stack).add("project", config.app_name)
         Tags.of(stack).add("stage", config.stage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -20,6 +20,7 @@ from stacks.constructs.retention import retention
 from stacks.constructs.secure_bucket import SecureBucket
 from stacks.constructs.security_alarms import SecurityAlarms
 from stacks.nag import acknowledge
+from stacks.naming import bucket_name, keep_depends_on
 
 
 class AuditStack(Stack):
@@ -76,6 +77,7 @@ class AuditStack(Stack):
         self.trail_bucket = SecureBucket(
             self,
             "TrailBucket",
+            bucket_name=bucket_name(config, "trail"),
             encryption_key=log_key,
             access_logs=access_logs,
             access_logs_prefix="trail-bucket/",
@@ -104,14 +106,11 @@ class AuditStack(Stack):
         )
         # The L2 trail lists its log role in DependsOn although CloudWatchLogsRoleArn already orders it (cfn-lint
         # W3005); keep only the dependencies that carry meaning: the role's policy and the bucket policy.
-        cfn_trail = self.trail.node.default_child
-        assert isinstance(cfn_trail, CfnResource)
-        needed = [
-            c
-            for c in self.node.find_all()
-            if isinstance(c, CfnResource) and c.cfn_resource_type in {"AWS::IAM::Policy", "AWS::S3::BucketPolicy"}
-        ]
-        cfn_trail.add_override("DependsOn", [self.get_logical_id(c) for c in needed])
+        keep_depends_on(
+            self.trail.node.default_child,
+            self.trail.node.find_child("LogsRole").node.find_child("DefaultPolicy").node.default_child,
+            self.trail_bucket.policy.node.default_child if self.trail_bucket.policy else None,
+        )
         # CloudTrail encrypts with the audit key; the key policy allows this trail only.
         log_key.add_to_resource_policy(
             iam.PolicyStatement(

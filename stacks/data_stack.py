@@ -11,6 +11,7 @@ from constructs import Construct
 from config.settings import StageConfig
 from stacks.constructs.keys import EncryptionKeys
 from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket
+from stacks.naming import bucket_name
 
 # The data bucket's layout; every component agrees on these prefixes.
 DATA_PREFIXES = ("incoming/", "quarantine/", "train/", "validation/", "test/", "capture/", "baseline/")
@@ -35,6 +36,7 @@ class DataStack(Stack):
         self.access_logs = AccessLogBucket(
             self,
             "AccessLogs",
+            bucket_name=bucket_name(config, "access-logs"),
             expiry_days=d.access_log_expiry_days,
             noncurrent_version_expiry_days=d.noncurrent_version_expiry_days,
         ).bucket
@@ -43,6 +45,7 @@ class DataStack(Stack):
         self.data_bucket = SecureBucket(
             self,
             "Data",
+            bucket_name=bucket_name(config, "data"),
             encryption_key=self.keys.data_key,
             access_logs=self.access_logs,
             access_logs_prefix="data-bucket/",
@@ -63,6 +66,7 @@ class DataStack(Stack):
         self.model_bucket = SecureBucket(
             self,
             "Models",
+            bucket_name=bucket_name(config, "models"),
             encryption_key=self.keys.data_key,
             access_logs=self.access_logs,
             access_logs_prefix="model-bucket/",

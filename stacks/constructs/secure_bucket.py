@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -15,7 +16,7 @@ from stacks.nag import acknowledge
 TLS_MINIMUM = 1.2
 
 
-def _common_props(noncurrent_version_expiry_days: int) -> dict[str, object]:
+def _common_props(noncurrent_version_expiry_days: int) -> dict[str, Any]:
     return {
         "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
         "enforce_ssl": True,
@@ -37,15 +38,23 @@ class AccessLogBucket(Construct):
     """Target of S3 server access logs: SSE-S3 (the only encryption log delivery supports), no self-logging."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, expiry_days: int, noncurrent_version_expiry_days: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket_name: str | None = None,
+        expiry_days: int,
+        noncurrent_version_expiry_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         props = _common_props(noncurrent_version_expiry_days)
         props["lifecycle_rules"] = [
-            *props["lifecycle_rules"],  # type: ignore[misc]
+            *props["lifecycle_rules"],
             s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(expiry_days)),
         ]
-        self.bucket = s3.Bucket(self, "Bucket", encryption=s3.BucketEncryption.S3_MANAGED, **props)  # type: ignore[arg-type]
+        self.bucket = s3.Bucket(
+            self, "Bucket", bucket_name=bucket_name, encryption=s3.BucketEncryption.S3_MANAGED, **props
+        )
         cfn = self.bucket.node.default_child
         acknowledge(cfn, "AwsSolutions-S1", "This is the access-log target bucket; S3 cannot log a bucket to itself.")
         for rule in ("HIPAA.Security-S3BucketLoggingEnabled", "NIST.800.53.R5-S3BucketLoggingEnabled"):
@@ -70,6 +79,7 @@ class SecureBucket(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        bucket_name: str | None = None,
         encryption_key: kms.IKey,
         access_logs: s3.IBucket,
         access_logs_prefix: str,
@@ -79,16 +89,17 @@ class SecureBucket(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         props = _common_props(noncurrent_version_expiry_days)
-        props["lifecycle_rules"] = [*props["lifecycle_rules"], *lifecycle_rules]  # type: ignore[misc]
+        props["lifecycle_rules"] = [*props["lifecycle_rules"], *lifecycle_rules]
         self.bucket = s3.Bucket(
             self,
             "Bucket",
+            bucket_name=bucket_name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=encryption_key,
             bucket_key_enabled=True,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=access_logs_prefix,
-            **props,  # type: ignore[arg-type]
+            **props,
         )
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(

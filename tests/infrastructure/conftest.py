@@ -41,9 +41,9 @@ class Synthesized:
         return {k: v for k, v in res.items() if v["Type"] == resource_type}
 
 
-def synthesize(config: StageConfig, outdir: Path) -> Synthesized:
+def synthesize(config: StageConfig, outdir: Path, baseline_model: Path | None = None) -> Synthesized:
     app = App(context=cdk_context(), outdir=str(outdir))
-    stage = build_stage(app, config)
+    stage = build_stage(app, config, build_dir=outdir.parent / f"{outdir.name}-build", baseline_model=baseline_model)
     assembly = app.synth()
     raw = {s.stack_name: s.template for s in assembly.stacks}
     templates = {name: Template.from_json(tpl) for name, tpl in raw.items()}
@@ -57,8 +57,11 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    # prod also exercises the first-deploy path: a baseline model.tar.gz beside the app
+    model_dir = tmp_path_factory.mktemp("baseline")
+    (model_dir / "model.tar.gz").write_bytes(b"placeholder model archive for synth only")
     cfg = load_config("prod", region="eu-west-1", account="123456789012", operator_email="ops@example.com")
-    return synthesize(cfg, tmp_path_factory.mktemp("cdk-prod"))
+    return synthesize(cfg, tmp_path_factory.mktemp("cdk-prod"), baseline_model=model_dir / "model.tar.gz")
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])

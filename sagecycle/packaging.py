@@ -1,0 +1,48 @@
+"""Deterministic tarballs: the same sources always give the same bytes, so content hashes mean something."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "training_scripts"
+
+
+def _script_files(src: Path) -> list[Path]:
+    return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts and p.name != "__init__.py")
+
+
+def deterministic_targz(members: Iterable[tuple[str, bytes]]) -> bytes:
+    """A gzip'd tar with fixed mtimes, owners and modes, members in the given order."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=9) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def build_sourcedir(out_dir: Path, src: Path = SCRIPTS_DIR) -> Path:
+    """Write `sourcedir-<hash>.tar.gz` (the `sagemaker_submit_directory` for script mode) into out_dir.
+
+    The name carries the first 16 hex digits of the content's SHA-256, so a training job always names the
+    exact scripts it ran, and a deploy that changes nothing uploads nothing new.
+    """
+    data = deterministic_targz((p.relative_to(src).as_posix(), p.read_bytes()) for p in _script_files(src))
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("sourcedir-*.tar.gz"):
+        stale.unlink()
+    path = out_dir / f"sourcedir-{digest}.tar.gz"
+    path.write_bytes(data)
+    return path

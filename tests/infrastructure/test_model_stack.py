@@ -1,0 +1,111 @@
+"""Model stack: the SageMaker execution role, the content-hashed scripts, the champion, the registry."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from aws_cdk.assertions import Match
+
+from sagecycle.packaging import build_sourcedir
+from stacks.constructs.images import ecr_repository_arn, xgboost_image_uri
+from stacks.model_stack import BASELINE_MODEL_KEY, champion_parameter_name
+from tests.infrastructure.conftest import Synthesized
+
+
+def _statements(s: Synthesized) -> list[dict]:
+    policies = s.resources("Model", "AWS::IAM::ManagedPolicy")
+    return [st for p in policies.values() for st in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def test_execution_role_is_assumed_by_sagemaker_of_this_account_only(synthesized: Synthesized) -> None:
+    synthesized.template("Model").has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    Match.object_like(
+                        {
+                            "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                        }
+                    )
+                ]
+            },
+            "RoleName": f"sagecycle-{synthesized.config.stage}-sagemaker-execution",
+        },
+    )
+
+
+def test_execution_role_is_prefix_scoped_without_full_access(synthesized: Synthesized) -> None:
+    # GIVEN the execution role's statements
+    statements = _statements(synthesized)
+    by_sid = {st["Sid"]: st for st in statements}
+    # THEN no action is a service-wide wildcard and S3 access names prefixes, never whole buckets
+    for st in statements:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert not any(a.endswith(":*") or a == "*" for a in actions), st
+    reads = str(by_sid["ReadTrainingData"]["Resource"])
+    for prefix in ("train/*", "validation/*", "test/*"):
+        assert prefix in reads
+    assert "incoming/" not in reads and "quarantine/" not in reads
+    assert by_sid["PublishJobMetrics"]["Condition"]
+    roles = synthesized.resources("Model", "AWS::IAM::Role")
+    for role in roles.values():
+        assert "FullAccess" not in str(role["Properties"].get("ManagedPolicyArns", ""))
+
+
+def test_image_is_the_configured_xgboost_framework_container(synthesized: Synthesized) -> None:
+    cfg = synthesized.config
+    uri = xgboost_image_uri(cfg.region, cfg.training.xgboost_framework_version)
+    assert uri.endswith("/sagemaker-xgboost:3.2-0")
+    assert cfg.region in uri
+    pull = next(st for st in _statements(synthesized) if st["Sid"] == "PullXgboostImage")
+    assert pull["Resource"] == ecr_repository_arn(uri)
+
+
+def test_scripts_ship_content_hashed_and_old_versions_stay(synthesized: Synthesized) -> None:
+    synthesized.template("Model").has_resource_properties(
+        "Custom::CDKBucketDeployment", {"DestinationBucketKeyPrefix": "code/", "Prune": False}
+    )
+    assert "/code/sourcedir-" in synthesized.stage.model.sourcedir_s3_uri
+
+
+def test_sourcedir_tarball_is_deterministic_and_holds_the_scripts(tmp_path: Path) -> None:
+    # GIVEN two builds of the same sources
+    a = build_sourcedir(tmp_path / "a")
+    b = build_sourcedir(tmp_path / "b")
+    # THEN they are byte-identical and named by their hash, with train.py at the top level
+    assert a.name == b.name and a.read_bytes() == b.read_bytes()
+    with tarfile.open(a) as tar:
+        names = tar.getnames()
+    assert "train.py" in names or not (Path(__file__).parents[2] / "training_scripts" / "train.py").exists()
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_champion_parameter_value_never_depends_on_the_baseline_build(dev: Synthesized, prod: Synthesized) -> None:
+    # GIVEN dev synthesized without a baseline model and prod with one
+    for s in (dev, prod):
+        params = s.resources("Model", "AWS::SSM::Parameter")
+        (param,) = params.values()
+        # THEN the champion's template value is the fixed baseline key, the same whatever was built, so a later
+        # deploy never rewrites a champion that retraining promoted (CloudFormation sees no change to apply)
+        assert param["Properties"]["Value"] == {
+            "Fn::Join": [
+                "",
+                [
+                    f"s3://sagecycle-{s.config.stage}-models-",
+                    {"Ref": "AWS::AccountId"},
+                    f"-{s.config.region}/{BASELINE_MODEL_KEY}",
+                ],
+            ]
+        }
+        assert param["Properties"]["Name"] == champion_parameter_name(s.config)
+    prod.template("Model").resource_count_is("Custom::CDKBucketDeployment", 2)
+    dev.template("Model").resource_count_is("Custom::CDKBucketDeployment", 1)
+
+
+def test_model_registry_group_exists(synthesized: Synthesized) -> None:
+    synthesized.template("Model").has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": f"sagecycle-{synthesized.config.stage}"}
+    )

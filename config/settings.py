@@ -122,8 +122,12 @@ class EndpointConfig:
     canary_percent: int = 10
     canary_wait_s: int = 600
     termination_wait_s: int = 300
+    # The whole blue/green update (green fleet start-up, canary bake, final bake) must finish within this.
+    deployment_timeout_s: int = 3600
     max_5xx_per_minute: int = 1
     max_4xx_rate_percent: float = 5.0
+    # How long the endpoint may receive no request at all before the no-invocations alarm fires.
+    no_invocations_alarm_minutes: int = 30
 
     @property
     def invocations_per_instance_target(self) -> int:
@@ -142,6 +146,8 @@ class RetrainingConfig:
     max_file_mb: int = 100
     drift_psi_threshold: float = 0.2
     drift_schedule: str = "rate(1 hour)"
+    # The new-data queue waits up to this long to batch a burst of uploads into one ingest run.
+    debounce_seconds: int = 60
     rollback_on_alarm: bool = False
 
 
@@ -390,6 +396,21 @@ def validate(cfg: StageConfig) -> StageConfig:
     for name in ("latency_slo_ms", "scale_in_cooldown_s", "scale_out_cooldown_s", "canary_wait_s"):
         _check(getattr(e, name) > 0, f"endpoint.{name} must be > 0, got {getattr(e, name)}")
     _check(e.max_4xx_rate_percent >= 0, f"endpoint.max_4xx_rate_percent must be >= 0, got {e.max_4xx_rate_percent}")
+    # SageMaker's BlueGreenUpdatePolicy limits: bake and termination waits 0..3600 s, timeout 600..28800 s.
+    _check(e.canary_wait_s <= 3600, f"endpoint.canary_wait_s must be <= 3600, got {e.canary_wait_s}")
+    _check(
+        0 <= e.termination_wait_s <= 3600, f"endpoint.termination_wait_s must be 0..3600, got {e.termination_wait_s}"
+    )
+    _check(
+        600 <= e.deployment_timeout_s <= 28800 and e.deployment_timeout_s > e.canary_wait_s + e.termination_wait_s,
+        f"endpoint.deployment_timeout_s ({e.deployment_timeout_s}) must be 600..28800 and > canary_wait_s + "
+        f"termination_wait_s ({e.canary_wait_s + e.termination_wait_s})",
+    )
+    _check(
+        5 <= e.no_invocations_alarm_minutes <= 1440 and e.no_invocations_alarm_minutes % 5 == 0,
+        "endpoint.no_invocations_alarm_minutes must be a multiple of 5 in 5..1440, "
+        f"got {e.no_invocations_alarm_minutes}",
+    )
     r = cfg.retraining
     _check(bool(_CRON.match(r.schedule)), f"retraining.schedule={r.schedule!r} must be cron(6 fields) or rate(N unit)")
     _check(
@@ -397,6 +418,7 @@ def validate(cfg: StageConfig) -> StageConfig:
         f"retraining.drift_schedule={r.drift_schedule!r} must be cron(6 fields) or rate(N unit)",
     )
     _check(r.min_interval_minutes >= 0, f"retraining.min_interval_minutes must be >= 0, got {r.min_interval_minutes}")
+    _check(0 <= r.debounce_seconds <= 300, f"retraining.debounce_seconds must be 0..300, got {r.debounce_seconds}")
     _check(r.daily_cap >= 1, f"retraining.daily_cap must be >= 1, got {r.daily_cap}")
     _check(r.tolerance >= 0, f"retraining.tolerance must be >= 0, got {r.tolerance}")
     _check(r.metric_floor >= 0, f"retraining.metric_floor must be >= 0, got {r.metric_floor}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import io
+import shutil
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,3 +48,47 @@ def build_sourcedir(out_dir: Path, src: Path = SCRIPTS_DIR) -> Path:
     path = out_dir / f"sourcedir-{digest}.tar.gz"
     path.write_bytes(data)
     return path
+
+
+LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
+# What the Lambda functions import besides the runtime's boto3: Powertools and its pure-Python dependencies.
+LAYER_DISTRIBUTIONS = ("aws-lambda-powertools", "jmespath", "typing_extensions", "aws-xray-sdk", "wrapt")
+
+
+def _copy_tree(files: Iterable[tuple[Path, str]], out_dir: Path) -> None:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    for src, rel in files:
+        dest = out_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+
+
+def build_lambda_bundle(out_dir: Path, src: Path = LAMBDAS_DIR) -> Path:
+    """Stage `lambdas/` (sources only) as the functions' code asset, so handlers are `lambdas.<name>.handler`."""
+    files = [(p, f"lambdas/{p.relative_to(src).as_posix()}") for p in sorted(src.rglob("*.py"))]
+    _copy_tree(((p, rel) for p, rel in files if "__pycache__" not in rel), out_dir)
+    return out_dir
+
+
+def build_powertools_layer(out_dir: Path) -> Path:
+    """A layer holding exactly the Powertools version this project pins and tests with (pure Python).
+
+    Compiled extensions are left out (the venv's are for this machine, not Lambda's arm64); wrapt falls
+    back to its pure-Python implementation, the rest has none.
+    """
+    staged: list[tuple[Path, str]] = []
+    for name in LAYER_DISTRIBUTIONS:
+        dist = importlib.metadata.distribution(name)
+        for file in dist.files or ():
+            rel = str(file)
+            if (
+                ".dist-info" in rel
+                or "__pycache__" in rel
+                or rel.endswith((".so", ".pyd", ".pyc"))
+                or rel.startswith("..")
+            ):
+                continue
+            staged.append((Path(str(dist.locate_file(file))), f"python/{rel}"))
+    _copy_tree(sorted(staged, key=lambda item: item[1]), out_dir)
+    return out_dir

@@ -8,10 +8,14 @@ from pathlib import Path
 from aws_cdk import App, Environment, Stack, Tags
 
 from config.settings import StageConfig
-from sagecycle.packaging import build_sourcedir
+from sagecycle.packaging import build_lambda_bundle, build_powertools_layer, build_sourcedir
 from stacks.audit_stack import AuditStack
 from stacks.data_stack import DataStack
-from stacks.model_stack import ModelStack
+from stacks.endpoint_stack import EndpointStack
+from stacks.model_stack import ModelStack, champion_parameter_name
+from stacks.network_stack import NetworkStack
+from stacks.notebook_stack import NotebookStack
+from stacks.retraining_stack import ModelFacts, RetrainingStack
 
 
 @dataclass
@@ -20,9 +24,14 @@ class Stage:
     data: DataStack
     audit: AuditStack
     model: ModelStack
+    retraining: RetrainingStack
+    endpoint: EndpointStack
+    network: NetworkStack | None = None  # when config.network.enabled
+    notebook: NotebookStack | None = None  # when config.notebook.enabled
 
     def stacks(self) -> list[Stack]:
-        return [self.data, self.audit, self.model]
+        optional = [s for s in (self.network, self.notebook) if s is not None]
+        return [self.data, self.audit, self.model, self.retraining, self.endpoint, *optional]
 
 
 def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_model: Path | None = None) -> Stage:
@@ -56,7 +65,72 @@ def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_mode
         description=f"{config.app_name} {config.stage}: SageMaker role, scripts, champion parameter, model registry",
     )
     model.add_stack_dependency(data, reason="buckets are referenced by name")
-    stage = Stage(config=config, data=data, audit=audit, model=model)
+    retraining = RetrainingStack(
+        app,
+        config.stack_name("Retraining"),
+        config=config,
+        model=ModelFacts(
+            image_uri=model.image_uri,
+            execution_role_name=model.execution.role_name,
+            sourcedir_name=model.sourcedir_name,
+            champion_parameter=champion_parameter_name(config),
+            model_package_group=f"{config.app_name}-{config.stage}",
+        ),
+        data_key=data.keys.data_key,
+        log_key=data.keys.log_key,
+        operator_topic=audit.operator_topic,
+        lambda_bundle=build_lambda_bundle(build_dir / "lambdas"),
+        powertools_layer=build_powertools_layer(build_dir / "powertools-layer"),
+        env=env,
+        description=f"{config.app_name} {config.stage}: retraining glue (ingest, start, promote, drift, alarms)",
+    )
+    retraining.add_stack_dependency(model, reason="the execution role, scripts and champion parameter")
+    network = notebook = None
+    if config.network.enabled:
+        network = NetworkStack(
+            app,
+            config.stack_name("Network"),
+            config=config,
+            log_key=data.keys.log_key,
+            env=env,
+            description=f"{config.app_name} {config.stage}: private VPC, VPC endpoints, flow logs, SageMaker group",
+        )
+    if config.notebook.enabled and network is not None:
+        notebook = NotebookStack(
+            app,
+            config.stack_name("Notebook"),
+            config=config,
+            data_key=data.keys.data_key,
+            subnet_id=network.subnet_ids[0],
+            security_group=network.sagemaker_security_group,
+            env=env,
+            description=f"{config.app_name} {config.stage}: hardened notebook instance that stops itself when idle",
+        )
+        notebook.add_stack_dependency(data, reason="the data bucket is referenced by name")
+    endpoint = EndpointStack(
+        app,
+        config.stack_name("Endpoint"),
+        config=config,
+        execution_role_name=model.execution.role_name,
+        image_uri=model.image_uri,
+        champion_parameter_name=champion_parameter_name(config),
+        data_key=data.keys.data_key,
+        operator_topic=audit.operator_topic,
+        env=env,
+        description=f"{config.app_name} {config.stage}: real-time endpoint, canary rollouts, autoscaling, alarms",
+    )
+    endpoint.add_stack_dependency(model, reason="the execution role and the champion parameter")
+    endpoint.add_stack_dependency(audit, reason="the operators' topic")
+    stage = Stage(
+        config=config,
+        data=data,
+        audit=audit,
+        model=model,
+        retraining=retraining,
+        endpoint=endpoint,
+        network=network,
+        notebook=notebook,
+    )
     for stack in stage.stacks():
         Tags.of(stack).add("project", config.app_name)
         Tags.of(stack).add("stage", config.stage)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, CfnResource, Duration, Stack
+from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from config.settings import StageConfig
 from stacks.constructs.keys import EncryptionKeys
 from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket
-from stacks.naming import bucket_name
+from stacks.constructs.vpce_perimeter import vpc_endpoint_only
+from stacks.nag import acknowledge
+from stacks.naming import bucket_name, table_name
 
 # The data bucket's layout; every component agrees on these prefixes.
 DATA_PREFIXES = ("incoming/", "quarantine/", "train/", "validation/", "test/", "capture/", "baseline/")
@@ -76,6 +79,53 @@ class DataStack(Stack):
         ).bucket
         _pin_logical_id(self.model_bucket, "ModelBucket")
 
+        if config.network.restrict_buckets_to_vpce:
+            # Object access only through this account's VPC endpoints; see vpce_perimeter.py for the exemptions.
+            execution_role = f"{config.app_name}-{config.stage}-sagemaker-execution"  # the Model stack's role
+            for bucket in (self.data_bucket, self.model_bucket):
+                bucket.add_to_resource_policy(vpc_endpoint_only(bucket, exempt_role_names=[execution_role]))
+
+        # Object-created events go to EventBridge (set on the L1, so no notifications custom resource is needed);
+        # the Retraining stack routes `incoming/` through a queue to the ingest function.
+        cfn_data = self.data_bucket.node.default_child
+        assert isinstance(cfn_data, s3.CfnBucket)
+        cfn_data.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+        )
+
+        # Retraining state: the training lock, run records and counters; Powertools idempotency records.
+        self.runs_table = self._table("Runs", table_name(config, "runs"), "pk", "sk", ttl="expires_at")
+        self.idempotency_table = self._table(
+            "Idempotency", table_name(config, "idempotency"), "id", None, ttl="expiration"
+        )
+
         CfnOutput(self, "DataBucketName", value=self.data_bucket.bucket_name)
         CfnOutput(self, "ModelBucketName", value=self.model_bucket.bucket_name)
         CfnOutput(self, "DataKeyArn", value=self.keys.data_key.key_arn)
+
+    def _table(self, construct_id: str, name: str, pk: str, sk: str | None, *, ttl: str) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            construct_id,
+            table_name=name,
+            partition_key=dynamodb.Attribute(name=pk, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sk, type=dynamodb.AttributeType.STRING) if sk else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.keys.data_key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=True,
+            time_to_live_attribute=ttl,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        _pin_logical_id(table, f"{construct_id}Table")
+        for rule in ("HIPAA.Security-DynamoDBInBackupPlan", "NIST.800.53.R5-DynamoDBInBackupPlan"):
+            acknowledge(
+                table.node.default_child,
+                rule,
+                "Point-in-time recovery keeps 35 days of continuous backups; the items are locks, counters and "
+                "run records that expire by TTL or are mirrored on the training jobs' tags; a vault adds only cost.",
+            )
+        return table

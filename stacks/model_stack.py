@@ -14,15 +14,13 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from config.settings import StageConfig
+from lambdas.shared.contract import BASELINE_MODEL_KEY, PREFIX_CODE
 from stacks.constructs.images import ecr_repository_arn, xgboost_image_uri
 from stacks.constructs.sagemaker_role import SageMakerExecutionRole
 from stacks.nag import acknowledge
 from stacks.naming import bucket_name, keep_depends_on, nag_bucket_arn
 
-# The first champion lives at a fixed key, so the champion parameter's template value never changes and
-# a later `cdk deploy` can never overwrite a champion that retraining has promoted since.
-BASELINE_MODEL_KEY = "models/baseline/model.tar.gz"
-CODE_PREFIX = "code/"
+CODE_PREFIX = PREFIX_CODE
 
 
 def champion_parameter_name(config: StageConfig) -> str:
@@ -76,6 +74,7 @@ class ModelStack(Stack):
             retain_on_delete=True,
             memory_limit=256,
         )
+        self.sourcedir_name = sourcedir.name
         self.sourcedir_s3_uri = f"s3://{model_bucket.bucket_name}/{CODE_PREFIX}{sourcedir.name}"
 
         if baseline_model is not None:
@@ -95,6 +94,8 @@ class ModelStack(Stack):
                 "No model.tar.gz was found: run `make model` before deploying, or the endpoint has nothing to serve.",
             )
 
+        # The first champion lives at a fixed key (BASELINE_MODEL_KEY), so the parameter's template value never
+        # changes and a later `cdk deploy` can never overwrite a champion that retraining has promoted since.
         self.champion = ssm.StringParameter(
             self,
             "Champion",

@@ -17,6 +17,13 @@ def bucket_name(config: StageConfig, purpose: str) -> str:
     return f"{config.app_name}-{config.stage}-{purpose}-{Aws.ACCOUNT_ID}-{config.region}"
 
 
+def table_name(config: StageConfig, purpose: str) -> str:
+    """`<app>-<stage>-<purpose>` for the DynamoDB tables (runs: lock + run records; idempotency)."""
+    if purpose not in ("runs", "idempotency"):
+        raise ValueError(f"unknown table purpose {purpose!r}; allowed: runs, idempotency")
+    return f"{config.app_name}-{config.stage}-{purpose}"
+
+
 def nag_bucket_arn(config: StageConfig, purpose: str, scope: IConstruct) -> str:
     """The bucket ARN as cdk-nag prints it inside a finding id (tokens shown as <AWS::...>)."""
     name = f"{config.app_name}-{config.stage}-{purpose}-<AWS::AccountId>-{config.region}"

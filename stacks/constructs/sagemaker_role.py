@@ -34,6 +34,7 @@ class SageMakerExecutionRole(Construct):
         in_vpc: bool,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.role_name = role_name
         self.role = iam.Role(
             self,
             "Role",

@@ -1,0 +1,633 @@
+"""Retraining: the glue that turns new data, a schedule and alarms into one safe training job and a decision.
+
+data bucket incoming/ --EventBridge--> queue (debounce) --> ingest --> start-training --> SageMaker
+schedule ----------------------------------------------------------> start-training
+drift / model-quality alarms --EventBridge-------------------------> start-training
+training job state change --EventBridge--> promote --> registry, endpoint update, champion
+endpoint state change --EventBridge------> promote (champion only once InService)
+schedule --> drift-monitor --> MaxPSI metric --> drift alarm
+endpoint health alarms --EventBridge--> alarm-responder --> notice (+ rollback when allowed)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from config.settings import StageConfig
+from lambdas.shared import contract as c
+from lambdas.shared.jobspec import (
+    DEFAULT_HYPERPARAMETERS,
+    EndpointSettings,
+    ParameterRange,
+    TrainingSpecSettings,
+    TuningSettings,
+)
+from stacks.constructs.glue_function import GlueFunction, encrypted_queue
+from stacks.nag import acknowledge
+from stacks.naming import bucket_name, table_name
+
+# Settings are validated at synth, but the account and the data key's ARN are only known at deploy: the JSON
+# carries sentinels that an Fn::Sub replaces, so the Lambda gets real ARNs and synth still checks the shapes.
+_SENTINEL_ACCOUNT = "000000000000"
+_SENTINEL_KEY_ID = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the Model stack decided, by value (names, not tokens)."""
+
+    image_uri: str
+    execution_role_name: str
+    sourcedir_name: str
+    champion_parameter: str
+    model_package_group: str
+
+
+def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any]]:
+    """Every EventBridge pattern this stack routes on, by rule; tests match them against AWS's sample events."""
+    app, stage = config.app_name, config.stage
+    return {
+        "NewData": {
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created"],
+            "detail": {
+                "bucket": {"name": [f"{app}-{stage}-data-{account}-{config.region}"]},
+                "object": {"key": [{"prefix": c.PREFIX_INCOMING}]},
+            },
+        },
+        "RetrainAlarms": {
+            "source": ["aws.cloudwatch"],
+            "detail-type": ["CloudWatch Alarm State Change"],
+            "detail": {
+                "alarmName": [
+                    c.alarm_name(app, stage, c.DRIFT_ALARM_SUFFIX),
+                    c.alarm_name(app, stage, c.QUALITY_ALARM_SUFFIX),
+                ],
+                "state": {"value": ["ALARM"]},
+            },
+        },
+        "TrainingFinished": {
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker Training Job State Change"],
+            "detail": {
+                "TrainingJobName": [{"prefix": f"{c.job_name_prefix(app, stage)}-"}],
+                "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
+            },
+        },
+        "EndpointChanged": {
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker Endpoint State Change", "SageMaker Endpoint Deployment State Change"],
+            "detail": {"EndpointName": [c.endpoint_name(app, stage)]},
+        },
+        "EndpointUnhealthy": {
+            "source": ["aws.cloudwatch"],
+            "detail-type": ["CloudWatch Alarm State Change"],
+            "detail": {
+                "alarmName": [c.alarm_name(app, stage, c.ENDPOINT_ALARMS["unhealthy"])],
+                "state": {"value": ["ALARM"]},
+            },
+        },
+    }
+
+
+def training_settings(config: StageConfig, model: ModelFacts, partition: str) -> TrainingSpecSettings:
+    """The job-spec settings the Lambdas build every SageMaker request from (sentinel account and key)."""
+    app, stage, t, e = config.app_name, config.stage, config.training, config.endpoint
+    models = f"{app}-{stage}-models-{_SENTINEL_ACCOUNT}-{config.region}"
+    return TrainingSpecSettings(
+        job_name_prefix=c.job_name_prefix(app, stage),
+        image_uri=model.image_uri,
+        role_arn=f"arn:{partition}:iam::{_SENTINEL_ACCOUNT}:role/{model.execution_role_name}",
+        region=config.region,
+        data_bucket=f"{app}-{stage}-data-{_SENTINEL_ACCOUNT}-{config.region}",
+        model_bucket=models,
+        source_dir_s3_uri=f"s3://{models}/{c.PREFIX_CODE}{model.sourcedir_name}",
+        kms_key_arn=f"arn:{partition}:kms:{config.region}:{_SENTINEL_ACCOUNT}:key/{_SENTINEL_KEY_ID}",
+        objective=t.objective,
+        train_prefix=c.PREFIX_TRAIN,
+        validation_prefix=c.PREFIX_VALIDATION,
+        test_prefix=c.PREFIX_TEST,
+        model_output_prefix=c.PREFIX_TRAINING_OUTPUT,
+        instance_type=t.instance_type,
+        instance_count=t.instance_count,
+        volume_size_gb=t.volume_size_gb,
+        max_runtime_seconds=t.max_runtime_s,
+        use_spot=t.use_spot,
+        max_wait_seconds=t.max_wait_s if t.use_spot else None,
+        checkpoint_s3_uri=f"s3://{models}/{c.PREFIX_CHECKPOINTS}" if t.use_spot else None,
+        hyperparameters={**DEFAULT_HYPERPARAMETERS, **t.hyperparameters},
+        tags={"project": app, "stage": stage},
+        tuning=TuningSettings(
+            enabled=t.tuning.enabled,
+            max_jobs=t.tuning.max_jobs,
+            max_parallel_jobs=t.tuning.max_parallel_jobs,
+            ranges=tuple(ParameterRange.from_bounds(n, lo, hi) for n, (lo, hi) in t.tuning.ranges.items()),
+        ),
+        endpoint=EndpointSettings(
+            variant_name=c.VARIANT_NAME,
+            instance_type=e.instance_type,
+            initial_instance_count=e.initial_instance_count,
+            serverless_memory_mb=e.serverless_memory_mb if e.serverless else None,
+            serverless_max_concurrency=e.serverless_max_concurrency,
+            capture_enabled=not e.serverless,
+            capture_sampling_percent=e.data_capture_sampling_percent,
+            capture_prefix=c.PREFIX_CAPTURE,
+            canary_percent=e.canary_percent,
+            wait_interval_seconds=e.canary_wait_s,
+            termination_wait_seconds=e.termination_wait_s,
+            rollback_alarm_names=tuple(c.alarm_name(app, stage, c.ENDPOINT_ALARMS[k]) for k in c.ROLLBACK_ALARM_KEYS),
+        ),
+    )
+
+
+def retrain_policy(config: StageConfig) -> dict[str, Any]:
+    r = config.retraining
+    return {
+        "min_interval_minutes": r.min_interval_minutes,
+        "daily_cap": r.daily_cap,
+        "metric_floor": r.metric_floor,
+        "tolerance": r.tolerance,
+        "max_file_bytes": r.max_file_mb * 1024 * 1024,
+        "drift_psi_threshold": r.drift_psi_threshold,
+        "rollback_on_alarm": r.rollback_on_alarm,
+        # A training job's lock outlives its longest possible run, so a lost "finished" event cannot wedge it.
+        "lock_ttl_seconds": (config.training.max_wait_s if config.training.use_spot else config.training.max_runtime_s)
+        + 3600,
+    }
+
+
+class RetrainingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        model: ModelFacts,
+        data_key: kms.IKey,
+        log_key: kms.IKey,
+        operator_topic: sns.ITopic,
+        lambda_bundle: Path,
+        powertools_layer: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        app, stage = config.app_name, config.stage
+        settings = training_settings(config, model, self.partition)
+        self.training_settings = settings
+        # Tokens embedded in a Python string render as one Fn::Join at synth.
+        settings_env = (
+            settings.to_json()
+            .replace(settings.kms_key_arn, data_key.key_arn)
+            .replace(_SENTINEL_ACCOUNT, Aws.ACCOUNT_ID)
+        )
+        self.data_bucket = bucket_name(config, "data")
+        self.model_bucket = bucket_name(config, "models")
+        runs = table_name(config, "runs")
+        idempotency = table_name(config, "idempotency")
+        arn = self._arn
+        common_env = {
+            c.ENV_STAGE: stage,
+            c.ENV_DATA_BUCKET: self.data_bucket,
+            c.ENV_MODEL_BUCKET: self.model_bucket,
+            c.ENV_OPERATOR_TOPIC_ARN: operator_topic.topic_arn,
+            c.ENV_CHAMPION_PARAMETER: model.champion_parameter,
+            c.ENV_RUNS_TABLE: runs,
+            c.ENV_RETRAIN_POLICY: json.dumps(retrain_policy(config), separators=(",", ":")),
+            "POWERTOOLS_SERVICE_NAME": f"{app}-{stage}",
+            "POWERTOOLS_METRICS_NAMESPACE": c.METRIC_NAMESPACE,
+        }
+        code = lambda_.Code.from_asset(str(lambda_bundle))
+        layer = lambda_.LayerVersion(
+            self,
+            "Powertools",
+            code=lambda_.Code.from_asset(str(powertools_layer)),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_14],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description="Powertools for AWS Lambda at the version this project pins and tests with",
+        )
+
+        # ---- statements shared by several functions ---------------------------------------------------------
+        data_objects = f"arn:{self.partition}:s3:::{self.data_bucket}"
+        model_objects = f"arn:{self.partition}:s3:::{self.model_bucket}"
+        champion_param = arn("ssm", f"parameter{model.champion_parameter}")
+        use_data_key = iam.PolicyStatement(
+            sid="UseDataKey",
+            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            resources=[data_key.key_arn],
+        )
+        publish = iam.PolicyStatement(
+            sid="NotifyOperators", actions=["sns:Publish"], resources=[operator_topic.topic_arn]
+        )
+        publish_key = iam.PolicyStatement(
+            sid="NotifyOperatorsKey", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[log_key.key_arn]
+        )
+        metrics = iam.PolicyStatement(
+            sid="PublishMetrics",
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": c.METRIC_NAMESPACE}},
+        )
+        runs_rw = iam.PolicyStatement(
+            sid="RunsTable",
+            actions=[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ],
+            resources=[arn("dynamodb", f"table/{runs}")],
+        )
+        read_champion = iam.PolicyStatement(
+            sid="ReadChampion",
+            actions=["ssm:GetParameter"],
+            resources=[champion_param, f"{champion_param}/previous"],
+        )
+        read_models = iam.PolicyStatement(
+            sid="ReadModelArtifacts",
+            actions=["s3:GetObject"],
+            resources=[f"{model_objects}/{p}*" for p in ("models/", c.PREFIX_TRAINING_OUTPUT)],
+        )
+        pass_role = iam.PolicyStatement(
+            sid="PassExecutionRole",
+            actions=["iam:PassRole"],
+            resources=[f"arn:{self.partition}:iam::{Aws.ACCOUNT_ID}:role/{model.execution_role_name}"],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+        endpoint_arn = arn("sagemaker", f"endpoint/{c.endpoint_name(app, stage)}")
+        prefix = c.job_name_prefix(app, stage)
+        deploy = iam.PolicyStatement(
+            sid="DeployToOurEndpoint",
+            actions=[
+                "sagemaker:CreateModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DescribeModel",
+                "sagemaker:AddTags",
+            ],
+            resources=[
+                endpoint_arn,
+                arn("sagemaker", f"endpoint-config/{prefix}-*"),
+                arn("sagemaker", f"model/{prefix}-*"),
+            ],
+        )
+        fn_args: dict[str, Any] = {
+            "code": code,
+            "layer": layer,
+            "log_key": log_key,
+            "dlq_key": data_key,
+            "topic": operator_topic,
+            "log_retention_days": config.data.log_retention_days,
+        }
+
+        # ---- start-training: the one start function ---------------------------------------------------------
+        self.start = GlueFunction(
+            self,
+            "StartTraining",
+            function_name=c.function_name(app, stage, "start_training"),
+            handler_module="lambdas.start_training.handler",
+            description="The one start function: new data, schedule and alarms become at most one training job",
+            environment={
+                **common_env,
+                c.ENV_IDEMPOTENCY_TABLE: idempotency,
+                c.ENV_TRAINING_SETTINGS: settings_env,
+            },
+            statements=[
+                runs_rw,
+                iam.PolicyStatement(
+                    sid="IdempotencyTable",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[arn("dynamodb", f"table/{idempotency}")],
+                ),
+                iam.PolicyStatement(
+                    sid="StartOurTrainingJobs",
+                    actions=[
+                        "sagemaker:CreateTrainingJob",
+                        "sagemaker:CreateHyperParameterTuningJob",
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:DescribeHyperParameterTuningJob",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[
+                        arn("sagemaker", f"training-job/{prefix}-*"),
+                        arn("sagemaker", f"hyper-parameter-tuning-job/{prefix[:20]}*"),
+                    ],
+                ),
+                pass_role,
+                use_data_key,
+                publish,
+                publish_key,
+                metrics,
+            ],
+            reserved_concurrency=1,  # one decision at a time; the lock is the real guard
+            **fn_args,
+        )
+
+        # ---- ingest: incoming/ -> quarantine/ or train/ -------------------------------------------------------
+        self.ingest = GlueFunction(
+            self,
+            "Ingest",
+            function_name=c.function_name(app, stage, "ingest"),
+            handler_module="lambdas.ingest.handler",
+            description="Checks each new file against the champion's schema; quarantines or promotes it",
+            environment={**common_env, c.ENV_START_FUNCTION: self.start.function.function_name},
+            statements=[
+                iam.PolicyStatement(
+                    sid="MoveIncomingFiles",
+                    actions=["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject", "s3:GetObjectTagging"],
+                    resources=[f"{data_objects}/{c.PREFIX_INCOMING}*"],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteQuarantineAndTrain",
+                    actions=["s3:PutObject", "s3:GetObject", "s3:PutObjectTagging"],
+                    resources=[f"{data_objects}/{c.PREFIX_QUARANTINE}*", f"{data_objects}/{c.PREFIX_TRAIN}*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadFallbackSchema",
+                    actions=["s3:GetObject"],
+                    resources=[f"{data_objects}/{c.PREFIX_BASELINE}*"],
+                ),
+                read_models,
+                read_champion,
+                runs_rw,
+                iam.PolicyStatement(
+                    sid="StartTraining",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[self.start.function.function_arn],
+                ),
+                use_data_key,
+                publish,
+                publish_key,
+                metrics,
+            ],
+            timeout=Duration.minutes(5),
+            memory_mb=1024,
+            reserved_concurrency=2,
+            **fn_args,
+        )
+        ingest_dlq = encrypted_queue(
+            self, "NewDataDeadLetters", key=data_key, topic=operator_topic, purpose="the new-data queue"
+        )
+        # Encrypted, TLS-only; visibility covers six ingest timeouts, as Lambda advises for SQS sources.
+        self.new_data_queue = sqs.Queue(
+            self,
+            "NewDataQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=data_key,
+            enforce_ssl=True,
+            visibility_timeout=Duration.minutes(30),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=ingest_dlq, max_receive_count=5),
+        )
+        self.ingest.function.add_event_source(
+            sources.SqsEventSource(
+                self.new_data_queue,
+                batch_size=100,
+                max_batching_window=Duration.seconds(config.retraining.debounce_seconds),
+                report_batch_item_failures=True,
+                max_concurrency=2,
+            )
+        )
+        esm = next(ch for ch in self.ingest.function.node.children if ch.node.id.startswith("SqsEventSource"))
+        acknowledge(
+            esm.node.default_child,
+            "Serverless-LambdaEventSourceMappingDestination",
+            "SQS event sources take no on-failure destination; a message that fails five times moves to the "
+            "queue's own KMS-encrypted dead-letter queue, which alarms when not empty.",
+        )
+        self.ingest.policy.add_statements(
+            iam.PolicyStatement(
+                sid="ConsumeNewDataQueue",
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ],
+                resources=[self.new_data_queue.queue_arn],
+            )
+        )
+
+        # ---- promote ------------------------------------------------------------------------------------------
+        self.promote = GlueFunction(
+            self,
+            "Promote",
+            function_name=c.function_name(app, stage, "promote"),
+            handler_module="lambdas.promote.handler",
+            description="Compares a finished candidate with the champion; registers, deploys, promotes or rejects",
+            environment={
+                **common_env,
+                c.ENV_TRAINING_SETTINGS: settings_env,
+                c.ENV_ENDPOINT_NAME: c.endpoint_name(app, stage),
+                c.ENV_MODEL_PACKAGE_GROUP: model.model_package_group,
+                c.ENV_ROLLBACK_ALARMS: json.dumps(list(settings.endpoint.rollback_alarm_names)),
+            },
+            statements=[
+                read_models,
+                iam.PolicyStatement(
+                    sid="SetChampion",
+                    actions=["ssm:GetParameter", "ssm:PutParameter"],
+                    resources=[champion_param, f"{champion_param}/previous"],
+                ),
+                iam.PolicyStatement(
+                    sid="RegisterCandidates",
+                    actions=[
+                        "sagemaker:CreateModelPackage",
+                        "sagemaker:UpdateModelPackage",
+                        "sagemaker:DescribeModelPackage",
+                        "sagemaker:ListModelPackages",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[
+                        arn("sagemaker", f"model-package-group/{model.model_package_group}"),
+                        arn("sagemaker", f"model-package/{model.model_package_group}/*"),
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadTrainingJobs",
+                    actions=["sagemaker:DescribeTrainingJob"],
+                    resources=[arn("sagemaker", f"training-job/{prefix}-*")],
+                ),
+                deploy,
+                pass_role,
+                runs_rw,
+                use_data_key,
+                publish,
+                publish_key,
+                metrics,
+            ],
+            timeout=Duration.minutes(2),
+            reserved_concurrency=1,  # decisions about one endpoint are serialized
+            **fn_args,
+        )
+
+        # ---- drift monitor ------------------------------------------------------------------------------------
+        self.drift = GlueFunction(
+            self,
+            "DriftMonitor",
+            function_name=c.function_name(app, stage, "drift_monitor"),
+            handler_module="lambdas.drift_monitor.handler",
+            description="PSI of captured requests against the champion's baseline, per feature",
+            environment=common_env,
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadCapture",
+                    actions=["s3:GetObject"],
+                    resources=[f"{data_objects}/{c.PREFIX_CAPTURE}*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ListCapture",
+                    actions=["s3:ListBucket"],
+                    resources=[data_objects],
+                    conditions={"StringLike": {"s3:prefix": [f"{c.PREFIX_CAPTURE}*"]}},
+                ),
+                read_models,
+                read_champion,
+                runs_rw,
+                use_data_key,
+                metrics,
+            ],
+            timeout=Duration.minutes(10),
+            memory_mb=1024,
+            reserved_concurrency=1,
+            **fn_args,
+        )
+
+        # ---- alarm responder ----------------------------------------------------------------------------------
+        self.responder = GlueFunction(
+            self,
+            "AlarmResponder",
+            function_name=c.function_name(app, stage, "alarm_responder"),
+            handler_module="lambdas.alarm_responder.handler",
+            description="Endpoint health alarms outside a deployment: a notice with context, rollback if allowed",
+            environment={
+                **common_env,
+                c.ENV_TRAINING_SETTINGS: settings_env,
+                c.ENV_ENDPOINT_NAME: c.endpoint_name(app, stage),
+                c.ENV_ROLLBACK_ALARMS: json.dumps(list(settings.endpoint.rollback_alarm_names)),
+            },
+            statements=[
+                read_champion,
+                deploy,
+                pass_role,
+                runs_rw,
+                read_models,
+                use_data_key,
+                publish,
+                publish_key,
+                metrics,
+            ],
+            reserved_concurrency=1,
+            **fn_args,
+        )
+
+        self._routes(config, operator_topic, data_key)
+        self._drift_and_quality_alarms(config, operator_topic)
+
+    # ---- helpers ------------------------------------------------------------------------------------------------
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{Aws.ACCOUNT_ID}:{resource}"
+
+    def _routes(self, config: StageConfig, topic: sns.ITopic, data_key: kms.IKey) -> None:
+        patterns = event_patterns(config, Aws.ACCOUNT_ID)
+        rule_dlq = encrypted_queue(self, "RuleDeadLetters", key=data_key, topic=topic, purpose="the EventBridge rules")
+        retry = {"dead_letter_queue": rule_dlq, "retry_attempts": 8, "max_event_age": Duration.hours(12)}
+
+        def rule(name: str, description: str) -> events.Rule:
+            p = patterns[name]
+            pattern = events.EventPattern(source=p["source"], detail_type=p["detail-type"], detail=p["detail"])
+            return events.Rule(self, name, description=description, event_pattern=pattern)
+
+        rule("NewData", "Objects created under incoming/ in the data bucket").add_target(
+            targets.SqsQueue(self.new_data_queue, dead_letter_queue=rule_dlq, retry_attempts=8)
+        )
+        rule("RetrainAlarms", "Drift or model-quality alarm: retrain").add_target(
+            targets.LambdaFunction(self.start.function, **retry)  # type: ignore[arg-type]
+        )
+        events.Rule(
+            self,
+            "Schedule",
+            description="Scheduled retraining, only when new accepted data has arrived",
+            schedule=events.Schedule.expression(config.retraining.schedule),
+        ).add_target(targets.LambdaFunction(self.start.function, **retry))  # type: ignore[arg-type]
+        rule("TrainingFinished", "Our training jobs reached a terminal state").add_target(
+            targets.LambdaFunction(self.promote.function, **retry)  # type: ignore[arg-type]
+        )
+        rule("EndpointChanged", "Our endpoint changed state: a deployment finished or rolled back").add_target(
+            targets.LambdaFunction(self.promote.function, **retry)  # type: ignore[arg-type]
+        )
+        events.Rule(
+            self,
+            "DriftSchedule",
+            description="Scheduled drift check of captured requests",
+            schedule=events.Schedule.expression(config.retraining.drift_schedule),
+        ).add_target(targets.LambdaFunction(self.drift.function, **retry))  # type: ignore[arg-type]
+        rule("EndpointUnhealthy", "The endpoint's composite health alarm fired").add_target(
+            targets.LambdaFunction(self.responder.function, **retry)  # type: ignore[arg-type]
+        )
+
+    def _drift_and_quality_alarms(self, config: StageConfig, topic: sns.ITopic) -> None:
+        app, stage = config.app_name, config.stage
+        dims = {c.METRIC_DIMENSION: stage}
+        drift = cloudwatch.Alarm(
+            self,
+            "DriftAlarm",
+            alarm_name=c.alarm_name(app, stage, c.DRIFT_ALARM_SUFFIX),
+            alarm_description=f"A feature's PSI against the champion's baseline is above "
+            f"{config.retraining.drift_psi_threshold}: the input distribution moved; retraining starts.",
+            metric=cloudwatch.Metric(
+                namespace=c.METRIC_NAMESPACE,
+                metric_name=c.METRIC_MAX_PSI,
+                dimensions_map=dims,
+                statistic="Maximum",
+                period=Duration.hours(1),
+            ),
+            threshold=config.retraining.drift_psi_threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        lower_is_better = config.training.objective != "binary:logistic"
+        quality = cloudwatch.Alarm(
+            self,
+            "QualityAlarm",
+            alarm_name=c.alarm_name(app, stage, c.QUALITY_ALARM_SUFFIX),
+            alarm_description="The champion's metric on labelled live traffic (published by your ground-truth "
+            "job as sagecycle/LiveModelQuality) crossed the promotion floor; retraining starts.",
+            metric=cloudwatch.Metric(
+                namespace=c.METRIC_NAMESPACE,
+                metric_name=c.METRIC_LIVE_QUALITY,
+                dimensions_map=dims,
+                statistic="Average",
+                period=Duration.hours(6),
+            ),
+            threshold=config.retraining.metric_floor,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+            if lower_is_better
+            else cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (drift, quality):
+            alarm.add_alarm_action(actions.SnsAction(topic))
+        self.drift_alarm, self.quality_alarm = drift, quality

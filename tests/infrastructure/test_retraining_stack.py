@@ -1,0 +1,264 @@
+"""Retraining stack: every function, queue, rule and alarm of the retraining glue."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.shared import contract as c
+from lambdas.shared.jobspec import TrainingSpecSettings, build_training_job
+from tests.infrastructure.conftest import Synthesized
+
+EVENTS = Path(__file__).resolve().parents[1] / "events" / "eventbridge"
+ACCOUNT = "123456789012"
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _resolve(value: Any, logical_ids: dict[str, str]) -> Any:
+    """Enough of CloudFormation to read our own templates: Ref AWS::AccountId, Fn::Join, GetStackOutput."""
+    if isinstance(value, dict):
+        if value == {"Ref": "AWS::AccountId"}:
+            return ACCOUNT
+        if "Fn::Join" in value:
+            sep, parts = value["Fn::Join"]
+            return sep.join(str(_resolve(p, logical_ids)) for p in parts)
+        if "Fn::GetStackOutput" in value:
+            return logical_ids.get(value["Fn::GetStackOutput"]["OutputName"], "unresolved")
+        return {k: _resolve(v, logical_ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, logical_ids) for v in value]
+    return value
+
+
+def _functions(s: Synthesized) -> dict[str, dict]:
+    fns = s.resources("Retraining", "AWS::Lambda::Function")
+    return {f["Properties"]["FunctionName"]: f["Properties"] for f in fns.values()}
+
+
+def _rules(s: Synthesized) -> dict[str, dict]:
+    rules = s.resources("Retraining", "AWS::Events::Rule")
+    return {k: _resolve(v["Properties"], {}) for k, v in rules.items()}
+
+
+def _event(name: str, **changes: Any) -> dict[str, Any]:
+    event = json.loads((EVENTS / name).read_text())
+    for path, value in changes.items():
+        node = event
+        *parents, leaf = path.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return event
+
+
+class RuleEngine:
+    """EventBridge routing as moto implements it: a rule, a queue target, PutEvents, and what arrives.
+
+    (moto's TestEventPattern API is a stub that answers nothing, so routing is the honest way to ask.)
+    """
+
+    def __init__(self) -> None:
+        creds = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        self.events = boto3.client("events", **creds)
+        self.sqs = boto3.client("sqs", **creds)
+        self.count = 0
+
+    def routes(self, pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+        self.count += 1
+        name = f"probe-{self.count}"
+        queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        attrs = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        self.events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+        self.events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": attrs["QueueArn"]}])
+        entry = {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Detail": json.dumps(event["detail"]),
+            "Resources": event.get("resources", []),
+        }
+        assert self.events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+        messages = self.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages", [])
+        self.events.remove_targets(Rule=name, Ids=["q"])
+        self.events.delete_rule(Name=name)
+        return bool(messages)
+
+
+@pytest.fixture
+def eventbridge() -> Iterator[RuleEngine]:
+    with mock_aws():
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        yield RuleEngine()
+
+
+def test_rule_engine_is_not_a_yes_man(eventbridge: RuleEngine) -> None:
+    # GIVEN the probe itself: an event that cannot match must not arrive
+    event = _event("s3_object_created.json")
+    assert eventbridge.routes({"source": ["aws.s3"]}, event)
+    assert not eventbridge.routes({"source": ["aws.ec2"]}, event)
+
+
+def _pattern_for(s: Synthesized, description_start: str) -> dict[str, Any]:
+    for props in _rules(s).values():
+        if props.get("Description", "").startswith(description_start) and "EventPattern" in props:
+            return props["EventPattern"]
+    raise AssertionError(f"no rule described {description_start!r}")
+
+
+CASES = [
+    # (rule description prefix, sample event, overrides, expected)
+    ("Objects created under incoming/", "s3_object_created.json", {}, True),
+    ("Objects created under incoming/", "s3_object_created.json", {"detail__object__key": "train/x.csv"}, False),
+    ("Objects created under incoming/", "s3_object_created.json", {"detail__bucket__name": "someone-else"}, False),
+    ("Objects created under incoming/", "s3_object_created.json", {"detail-type": "Object Deleted"}, False),
+    ("Drift or model-quality alarm", "alarm_drift.json", {}, True),
+    ("Drift or model-quality alarm", "alarm_drift.json", {"detail__alarmName": "sagecycle-dev-model-quality"}, True),
+    ("Drift or model-quality alarm", "alarm_drift.json", {"detail__state__value": "OK"}, False),
+    ("Drift or model-quality alarm", "alarm_drift.json", {"detail__alarmName": "sagecycle-prod-drift"}, False),
+    ("Our training jobs reached", "training_job_completed.json", {}, True),
+    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "Failed"}, True),
+    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "Stopped"}, True),
+    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "InProgress"}, False),
+    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobName": "other-job-1"}, False),
+    ("Our endpoint changed state", "endpoint_in_service.json", {}, True),
+    ("Our endpoint changed state", "endpoint_in_service.json", {"detail__EndpointName": "someone-else"}, False),
+    (
+        "The endpoint's composite health alarm",
+        "alarm_drift.json",
+        {"detail__alarmName": "sagecycle-dev-endpoint-unhealthy"},
+        True,
+    ),
+    ("The endpoint's composite health alarm", "alarm_drift.json", {}, False),
+]
+
+
+@pytest.mark.parametrize(("rule", "event_file", "changes", "expected"), CASES)
+def test_synthesized_patterns_match_aws_sample_events(
+    dev: Synthesized, eventbridge: RuleEngine, rule: str, event_file: str, changes: dict[str, Any], expected: bool
+) -> None:
+    # GIVEN a rule's pattern as synthesized (account resolved) and an event in AWS's exact shape
+    pattern = _pattern_for(dev, rule)
+    event = _event(event_file, **copy.deepcopy(changes))
+    # WHEN the event is put on a bus where a rule with that pattern routes to a queue
+    # THEN the rule fires for exactly the events it should
+    assert eventbridge.routes(pattern, event) is expected
+
+
+def test_every_function_is_arm64_latest_python_traced_and_bounded(synthesized: Synthesized) -> None:
+    functions = _functions(synthesized)
+    expected = {c.function_name("sagecycle", synthesized.config.stage, k) for k in c.FUNCTIONS}
+    assert set(functions) == expected
+    for name, props in functions.items():
+        assert props["Architectures"] == ["arm64"], name
+        assert props["Runtime"] == "python3.14", name
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        assert props["ReservedConcurrentExecutions"] >= 1, name
+        assert props["LoggingConfig"]["LogFormat"] == "JSON", name
+        assert "TargetArn" in props["DeadLetterConfig"], name
+        assert props["Handler"].startswith("lambdas.") and props["Handler"].endswith(".handler.handler"), name
+
+
+def test_functions_read_only_contract_environment(synthesized: Synthesized) -> None:
+    allowed = {getattr(c, n) for n in dir(c) if n.startswith("ENV_")} | {
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+    }
+    for name, props in _functions(synthesized).items():
+        variables = set(props["Environment"]["Variables"])
+        assert variables <= allowed, (name, variables - allowed)
+
+
+def test_training_settings_in_the_environment_build_a_valid_job(synthesized: Synthesized) -> None:
+    # GIVEN the start function's TRAINING_SETTINGS as deployed (account and key resolved)
+    start = _functions(synthesized)[c.function_name("sagecycle", synthesized.config.stage, "start_training")]
+    raw = start["Environment"]["Variables"][c.ENV_TRAINING_SETTINGS]
+    text = _resolve(raw, {"PublishOutputFnGetAttDataKeyArn48959D44": KEY_ARN})
+    # WHEN the Lambda's own code parses it and builds a training job
+    settings = TrainingSpecSettings.from_json(text)
+    job = build_training_job(settings, run_id="test", reason="unit test")
+    # THEN the job trains on our prefixes, encrypts with the data key and runs as the execution role
+    assert settings.kms_key_arn == KEY_ARN
+    assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/sagecycle-{synthesized.config.stage}-sagemaker-execution"
+    channels = {ch["ChannelName"]: ch["DataSource"]["S3DataSource"]["S3Uri"] for ch in job["InputDataConfig"]}
+    assert channels["train"].endswith(f"-{ACCOUNT}-{synthesized.config.region}/{c.PREFIX_TRAIN}")
+    assert job["OutputDataConfig"]["KmsKeyId"] == KEY_ARN
+    assert job["EnableManagedSpotTraining"] is synthesized.config.training.use_spot
+
+
+def test_roles_have_one_managed_policy_and_pass_only_the_execution_role(synthesized: Synthesized) -> None:
+    roles = synthesized.resources("Retraining", "AWS::IAM::Role")
+    assert synthesized.resources("Retraining", "AWS::IAM::Policy") == {}
+    for role in roles.values():
+        assert "ManagedPolicyArns" not in role["Properties"] or not any(
+            "FullAccess" in str(a) for a in role["Properties"]["ManagedPolicyArns"]
+        )
+    for policy in synthesized.resources("Retraining", "AWS::IAM::ManagedPolicy").values():
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            assert not any(a.endswith(":*") for a in actions), st
+            if "iam:PassRole" in actions:
+                assert st["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+                assert "sagemaker-execution" in json.dumps(st["Resource"])
+
+
+def test_new_data_is_debounced_through_an_encrypted_queue(synthesized: Synthesized) -> None:
+    queues = synthesized.resources("Retraining", "AWS::SQS::Queue")
+    for q in queues.values():
+        assert "KmsMasterKeyId" in q["Properties"]
+    (mapping,) = synthesized.resources("Retraining", "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["MaximumBatchingWindowInSeconds"] == synthesized.config.retraining.debounce_seconds
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    redriven = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    assert len(redriven) == 1 and redriven[0]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
+
+
+def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized) -> None:
+    queues = synthesized.resources("Retraining", "AWS::SQS::Queue")
+    dlqs = [k for k, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    alarms = synthesized.resources("Retraining", "AWS::CloudWatch::Alarm").values()
+    watched = {
+        d["Value"]["Fn::GetAtt"][0]
+        for a in alarms
+        for d in a["Properties"].get("Dimensions", [])
+        if d["Name"] == "QueueName"
+    }
+    assert set(dlqs) == watched
+    for a in alarms:
+        if a["Properties"].get("Namespace") == "AWS/SQS":
+            assert a["Properties"]["Threshold"] == 0
+            assert a["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_async_targets_retry_and_dead_letter(synthesized: Synthesized) -> None:
+    for props in _rules(synthesized).values():
+        for target in props["Targets"]:
+            assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
+            assert "DeadLetterConfig" in target
+
+
+def test_schedules_come_from_config(synthesized: Synthesized) -> None:
+    schedules = {p["ScheduleExpression"] for p in _rules(synthesized).values() if "ScheduleExpression" in p}
+    assert schedules == {synthesized.config.retraining.schedule, synthesized.config.retraining.drift_schedule}
+
+
+def test_drift_alarm_watches_max_psi_at_the_configured_threshold(synthesized: Synthesized) -> None:
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in synthesized.resources("Retraining", "AWS::CloudWatch::Alarm").values()
+        if "AlarmName" in a["Properties"]
+    }
+    drift = alarms[c.alarm_name("sagecycle", synthesized.config.stage, c.DRIFT_ALARM_SUFFIX)]
+    assert drift["MetricName"] == c.METRIC_MAX_PSI
+    assert drift["Namespace"] == c.METRIC_NAMESPACE
+    assert drift["Threshold"] == synthesized.config.retraining.drift_psi_threshold
+    assert drift["AlarmActions"]
+    quality = alarms[c.alarm_name("sagecycle", synthesized.config.stage, c.QUALITY_ALARM_SUFFIX)]
+    assert quality["ComparisonOperator"] == "LessThanThreshold"  # AUC: lower is worse

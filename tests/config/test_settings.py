@@ -40,6 +40,20 @@ def test_prod_defaults_are_valid_with_an_operator() -> None:
         ({"availability_zones": ["eu-west-1a", "eu-west-1b"]}, {}, r"availability_zones=.*must name at least 2 zones"),
         ({}, {"endpoint": {"max_capacity": "two"}}, r"endpoint.max_capacity must be an integer, got 'two'"),
         ({"operator_email": "not-an-address"}, {}, r"operator_email='not-an-address' is not an e-mail address"),
+        ({}, {"network": {"interface_endpoints": {"ssm": False}}}, r"interface_endpoints is missing \['sagemaker_api'"),
+        ({}, {"network": {"vpc_cidr": "8.8.0.0/16"}}, r"network.vpc_cidr='8.8.0.0/16' must be a private IPv4"),
+        ({}, {"network": {"vpc_cidr": "10.0.0.0/28"}}, r"network.vpc_cidr='10.0.0.0/28' must be .* /16 to /24"),
+        (
+            {},
+            {"network": {"enabled": False, "restrict_buckets_to_vpce": True}, "notebook": {"enabled": False}},
+            r"network.restrict_buckets_to_vpce needs network.enabled",
+        ),
+        ({}, {"network": {"enabled": False}}, r"notebook.enabled needs network.enabled"),
+        (
+            {},
+            {"notebook": {"platform_identifier": "notebook-al2-v1"}},
+            r"platform_identifier='notebook-al2-v1'; allowed: no",
+        ),
     ],
 )
 def test_wrong_values_fail_with_the_key_and_allowed_values(
@@ -76,3 +90,35 @@ def test_autoscaling_target_is_derived_from_measured_throughput() -> None:
     )
     # 200/s measured, half of it targeted, as invocations per instance per minute
     assert cfg.endpoint.invocations_per_instance_target == 6000
+
+
+def test_notebook_platform_is_an_amazon_linux_2023_identifier() -> None:
+    # GIVEN the dev defaults WHEN they load THEN the notebook runs AL2023 (AL1/AL2 platforms are deprecated)
+    cfg = load_config("dev")
+    assert cfg.notebook.platform_identifier == "notebook-al2023-v1"
+    assert cfg.notebook.ignore_connections is False
+
+
+def test_network_defaults_switch_every_endpoint_explicitly() -> None:
+    # GIVEN both stages WHEN they load THEN every interface endpoint is named, dev leaving the notebook one off
+    dev, prod = load_config("dev"), load_config("prod", operator_email="ops@example.com")
+    assert [k for k, on in dev.network.interface_endpoints.items() if not on] == ["sagemaker_notebook"]
+    assert all(prod.network.interface_endpoints.values())
+    assert dev.network.vpc_cidr == "10.40.0.0/16"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ({"canary_wait_s": 3601}, r"endpoint.canary_wait_s must be <= 3600, got 3601"),
+        ({"termination_wait_s": -1}, r"endpoint.termination_wait_s must be 0..3600, got -1"),
+        ({"deployment_timeout_s": 599}, r"deployment_timeout_s \(599\) must be 600..28800"),
+        ({"canary_wait_s": 3600, "termination_wait_s": 3600}, r"> canary_wait_s \+ termination_wait_s \(7200\)"),
+        ({"no_invocations_alarm_minutes": 7}, r"no_invocations_alarm_minutes must be a multiple of 5 in 5..1440"),
+    ],
+)
+def test_endpoint_deployment_and_idle_limits_name_the_key(endpoint: dict[str, Any], message: str) -> None:
+    # GIVEN an endpoint override outside SageMaker's blue/green or CloudWatch's limits
+    # WHEN the config loads THEN it fails with the key and the allowed range
+    with pytest.raises(ConfigError, match=message):
+        load_config("dev", overrides={"endpoint": endpoint})

@@ -17,7 +17,7 @@ from stacks.nag import acknowledge
 from stacks.naming import bucket_name, table_name
 
 # The data bucket's layout; every component agrees on these prefixes.
-DATA_PREFIXES = ("incoming/", "quarantine/", "train/", "validation/", "test/", "capture/", "baseline/")
+DATA_PREFIXES = ("incoming/", "quarantine/", "train/", "validation/", "test/", "capture/", "baseline/", "batch-input/")
 
 
 def _pin_logical_id(construct: Construct, logical_id: str) -> None:

@@ -151,6 +151,7 @@ def training_settings(config: StageConfig, model: ModelFacts, partition: str) ->
             canary_percent=e.canary_percent,
             wait_interval_seconds=e.canary_wait_s,
             termination_wait_seconds=e.termination_wait_s,
+            max_execution_timeout_seconds=e.deployment_timeout_s,
             rollback_alarm_names=tuple(c.alarm_name(app, stage, c.ENDPOINT_ALARMS[k]) for k in c.ROLLBACK_ALARM_KEYS),
         ),
     )

@@ -64,6 +64,7 @@ PREFIX_VALIDATION = "validation/"
 PREFIX_TEST = "test/"
 PREFIX_CAPTURE = "capture/"
 PREFIX_BASELINE = "baseline/"
+PREFIX_BATCH_INPUT = "batch-input/"  # files to score with batch transform (the champion, whole prefix)
 
 # ---- Model bucket layout -------------------------------------------------------------------------------------
 PREFIX_CODE = "code/"

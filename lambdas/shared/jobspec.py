@@ -171,7 +171,8 @@ class TransformSettings:
 
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
-    max_payload_mb: int = 6
+    # 1 MB keeps a mini-batch under inference.py's 100,000-row limit for any row of 10 bytes or more.
+    max_payload_mb: int = 1
     max_concurrent_transforms: int | None = None
     accept: str = "text/csv"
 
@@ -469,7 +470,11 @@ def _tags(settings: TrainingSpecSettings, run_id: str, reason: str = "", trigger
 # ------------------------------------------------------------------------------------------- job pieces
 
 
-def _has_local_storage(instance_type: str) -> bool:
+# Captured as readable text rather than base64 (what inference.py accepts besides CSV).
+JSON_CAPTURE_TYPES = ["application/json", "application/jsonlines"]
+
+
+def has_local_storage(instance_type: str) -> bool:
     """Instance types with NVMe instance storage, where SageMaker refuses a volume KMS key."""
     family = instance_type.removeprefix("ml.").split(".", 1)[0]
     # m5d, c5d, r5dn, g4dn, p4d, c6gd...: a 'd' after the generation number marks local disks.
@@ -559,7 +564,7 @@ def _resource_config(settings: TrainingSpecSettings) -> dict[str, Any]:
         "InstanceCount": settings.instance_count,
         "VolumeSizeInGB": settings.volume_size_gb,
     }
-    if not _has_local_storage(settings.instance_type):
+    if not has_local_storage(settings.instance_type):
         config["VolumeKmsKeyId"] = settings.kms_key_arn
     return config
 
@@ -717,7 +722,7 @@ def build_transform_job(
     """CreateTransformJob parameters: score every CSV under `input_s3_prefix` (feature rows, no label)."""
     transform = settings.transform
     resources: dict[str, Any] = {"InstanceType": transform.instance_type, "InstanceCount": transform.instance_count}
-    if not _has_local_storage(transform.instance_type):
+    if not has_local_storage(transform.instance_type):
         resources["VolumeKmsKeyId"] = settings.kms_key_arn
     params: dict[str, Any] = {
         "TransformJobName": transform_job_name(settings.job_name_prefix, run_id, event_time=event_time),
@@ -772,11 +777,12 @@ def build_model(
         "ModelName": model_name,
         "PrimaryContainer": container,
         "ExecutionRoleArn": settings.role_arn,
-        "EnableNetworkIsolation": settings.endpoint.enable_network_isolation,
+        # Serverless hosting supports neither network isolation nor a VPC; SageMaker refuses both.
+        "EnableNetworkIsolation": settings.endpoint.enable_network_isolation and not settings.endpoint.serverless,
         "Tags": _tags(settings, run_id),
     }
     vpc = _vpc_config(settings)
-    if vpc:
+    if vpc and not settings.endpoint.serverless:
         params["VpcConfig"] = vpc
     return params
 
@@ -808,7 +814,7 @@ def build_endpoint_config(
         "Tags": _tags(settings, run_id),
     }
     # Serverless variants have no volume to encrypt and do not support data capture.
-    if not endpoint.serverless and not _has_local_storage(endpoint.instance_type):
+    if not endpoint.serverless and not has_local_storage(endpoint.instance_type):
         params["KmsKeyId"] = settings.kms_key_arn
     if endpoint.capture_enabled and not endpoint.serverless:
         params["DataCaptureConfig"] = {
@@ -818,7 +824,7 @@ def build_endpoint_config(
             "KmsKeyId": settings.kms_key_arn,
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             # Record CSV/JSON as text rather than base64, so the drift monitor reads it directly.
-            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": JSON_CAPTURE_TYPES},
         }
     return params
 

@@ -28,7 +28,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from config.settings import EndpointConfig
-from lambdas.shared.jobspec import MODEL_CODE_DIR, _has_local_storage
+from lambdas.shared.jobspec import MODEL_CODE_DIR, has_local_storage
 from stacks.nag import acknowledge
 
 CONTAINER_LOG_LEVEL = "20"  # what the promote Lambda's models use (jobspec.build_model)
@@ -142,7 +142,7 @@ class HostedEndpoint(Construct):
             ),
         )
         # Instance types with local NVMe storage refuse a volume key: the hardware encrypts those disks.
-        volume_key = None if serverless or _has_local_storage(settings.instance_type) else data_key.key_arn
+        volume_key = None if serverless or has_local_storage(settings.instance_type) else data_key.key_arn
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",

@@ -17,40 +17,42 @@ from collections.abc import Sequence
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-JOBS_AND_MODELS = ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob", "sagemaker:CreateModel")
-WITH_VOLUMES = (
-    "sagemaker:CreateTrainingJob",
-    "sagemaker:CreateHyperParameterTuningJob",
-    "sagemaker:CreateTransformJob",
-)
+TRAINING = ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob")
+JOBS_AND_MODELS = (*TRAINING, "sagemaker:CreateModel")  # the actions with VPC and network-isolation keys
+WITH_VOLUMES = (*TRAINING, "sagemaker:CreateTransformJob")  # the actions with a volume KMS key
 # Instance families with local NVMe storage reject a volume KMS key (SageMaker encrypts those disks itself);
 # the same list as lambdas/shared/jobspec.py, which leaves VolumeKmsKeyId out for them.
 LOCAL_STORAGE_FAMILIES = ("g5", "g6", "g6e", "p5", "p5e", "p5en", "inf2", "trn1", "trn1n")
 
 
-def sagemaker_guardrail_statements() -> list[iam.PolicyStatement]:
+def sagemaker_guardrail_statements(*, guard_models: bool = True) -> list[iam.PolicyStatement]:
     """Deny creating jobs or models outside a VPC, without network isolation or without a volume KMS key,
     and notebook instances with root or direct internet access. Attach them to any role that creates these.
+
+    Args:
+        guard_models: False leaves CreateModel out of the VPC and isolation rules; only for serverless
+            endpoints, whose models SageMaker runs outside any VPC and without network isolation.
     """
+    in_vpc = list(JOBS_AND_MODELS if guard_models else TRAINING)
     return [
         iam.PolicyStatement(
             sid="DenyJobsAndModelsOutsideVpcSubnets",
             effect=iam.Effect.DENY,
-            actions=list(JOBS_AND_MODELS),
+            actions=in_vpc,
             resources=["*"],
             conditions={"Null": {"sagemaker:VpcSubnets": "true"}},
         ),
         iam.PolicyStatement(
             sid="DenyJobsAndModelsWithoutSecurityGroups",
             effect=iam.Effect.DENY,
-            actions=list(JOBS_AND_MODELS),
+            actions=in_vpc,
             resources=["*"],
             conditions={"Null": {"sagemaker:VpcSecurityGroupIds": "true"}},
         ),
         iam.PolicyStatement(
             sid="DenyJobsAndModelsWithoutNetworkIsolation",
             effect=iam.Effect.DENY,
-            actions=list(JOBS_AND_MODELS),
+            actions=in_vpc,
             resources=["*"],
             # IfExists: an absent flag (the API default, false) is denied as well.
             conditions={"BoolIfExists": {"sagemaker:NetworkIsolation": "false"}},
@@ -97,12 +99,14 @@ def sagemaker_guardrail_statements() -> list[iam.PolicyStatement]:
 class SageMakerGuardrails(Construct):
     """The guardrail statements as one customer-managed policy (`self.policy`), attached to `roles`."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, roles: Sequence[iam.IRole]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, roles: Sequence[iam.IRole], guard_models: bool = True
+    ) -> None:
         super().__init__(scope, construct_id)
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",
             description="Deny SageMaker jobs, models and notebooks that are not private and encrypted",
-            statements=sagemaker_guardrail_statements(),
+            statements=sagemaker_guardrail_statements(guard_models=guard_models),
             roles=list(roles),
         )

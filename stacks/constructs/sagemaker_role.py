@@ -13,7 +13,7 @@ from stacks.nag import acknowledge
 from stacks.naming import nag_bucket_arn
 
 # What the role may read and write, by bucket prefix.
-DATA_READ_PREFIXES = ("train/", "validation/", "test/", "baseline/")
+DATA_READ_PREFIXES = ("train/", "validation/", "test/", "baseline/", "batch-input/")
 DATA_WRITE_PREFIXES = ("capture/",)
 MODEL_READ_PREFIXES = ("code/", "models/", "training-output/", "checkpoints/")
 MODEL_WRITE_PREFIXES = ("training-output/", "checkpoints/", "transform-output/")

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -296,6 +297,14 @@ def test_guardrails_deny_what_is_not_private_and_encrypted() -> None:
     assert all(s["Effect"] == "Deny" for s in statements.values())
 
 
+def test_guardrails_can_leave_serverless_models_out() -> None:
+    # GIVEN a serverless endpoint (SageMaker runs its model outside any VPC, without network isolation)
+    statements = {s.sid: s.to_statement_json() for s in sagemaker_guardrail_statements(guard_models=False)}
+    # WHEN models are left out THEN training and tuning are still held to the VPC and isolation rules
+    for sid in ("DenyJobsAndModelsOutsideVpcSubnets", "DenyJobsAndModelsWithoutNetworkIsolation"):
+        assert statements[sid]["Action"] == ["sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob"]
+
+
 def test_guardrail_volume_exception_matches_the_job_builder() -> None:
     # GIVEN the job-spec builder, which leaves VolumeKmsKeyId out for local-storage families
     from lambdas.shared import jobspec
@@ -327,7 +336,7 @@ def _payload(script: str) -> bytes:
 def test_lifecycle_scripts_fit_sagemakers_limit(dev: Synthesized, hook: str) -> None:
     # GIVEN each lifecycle script as synthesized WHEN base64-encoded as SageMaker stores it
     encoded = base64.b64encode(_lifecycle_content(dev, hook).encode())
-    # THEN it fits the 16384-character limit with room to spare (a quarter, for future edits)
+    # THEN it fits the 16384-character limit with 15% to spare for future edits
     assert len(encoded) <= MAX_SCRIPT_CONTENT * 0.85, len(encoded)
 
 
@@ -343,6 +352,9 @@ def test_lifecycle_scripts_finish_well_within_five_minutes(dev: Synthesized, hoo
         if re.search(r"\b(systemctl|runuser)\b", line) and not line.lstrip().startswith("#"):
             assert "timeout 60" in line, line
     assert script.startswith("#!/bin/bash\n") and "set -euo pipefail" in script
+    # ...and bash parses it
+    checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_on_start_installs_the_idle_check_as_a_timer(dev: Synthesized) -> None:

@@ -661,7 +661,7 @@ def test_endpoint_config_captures_to_the_data_bucket_with_kms() -> None:
     assert capture["KmsKeyId"] == KEY
     assert capture["CaptureContentTypeHeader"] == {
         "CsvContentTypes": ["text/csv"],
-        "JsonContentTypes": ["application/json"],
+        "JsonContentTypes": ["application/json", "application/jsonlines"],
     }
 
 
@@ -712,3 +712,18 @@ def test_lambda_shared_code_imports_only_stdlib_boto_and_powertools() -> None:
                 imported.add(node.module.split(".")[0])
     # THEN nothing outside the Lambda runtime is needed
     assert imported - allowed == set()
+
+
+def test_serverless_models_drop_isolation_and_vpc_which_sagemaker_refuses_for_them() -> None:
+    # GIVEN settings for a serverless endpoint in a VPC with isolation requested
+    from lambdas.shared.jobspec import EndpointSettings, VpcSettings, build_model
+
+    base = settings(
+        vpc=VpcSettings(subnet_ids=("subnet-1",), security_group_ids=("sg-1",)),
+        endpoint=EndpointSettings(serverless_memory_mb=2048),
+    )
+    # WHEN the model request is built
+    params = build_model(base, model_name="m-1", model_data_url="s3://b/model.tar.gz", run_id="r")
+    # THEN neither network isolation nor a VPC is asked for
+    assert params["EnableNetworkIsolation"] is False
+    assert "VpcConfig" not in params

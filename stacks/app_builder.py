@@ -15,7 +15,7 @@ from stacks.endpoint_stack import EndpointStack
 from stacks.model_stack import ModelStack, champion_parameter_name
 from stacks.network_stack import NetworkStack
 from stacks.notebook_stack import NotebookStack
-from stacks.retraining_stack import ModelFacts, RetrainingStack
+from stacks.retraining_stack import ModelFacts, PrivateNetwork, RetrainingStack
 
 
 @dataclass
@@ -65,6 +65,24 @@ def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_mode
         description=f"{config.app_name} {config.stage}: SageMaker role, scripts, champion parameter, model registry",
     )
     model.add_stack_dependency(data, reason="buckets are referenced by name")
+    network = notebook = None
+    if config.network.enabled:
+        network = NetworkStack(
+            app,
+            config.stack_name("Network"),
+            config=config,
+            log_key=data.keys.log_key,
+            env=env,
+            description=f"{config.app_name} {config.stage}: private VPC, VPC endpoints, flow logs, SageMaker group",
+        )
+    private = (
+        PrivateNetwork(
+            subnet_ids=tuple(network.subnet_ids),
+            security_group_ids=(network.sagemaker_security_group.security_group_id,),
+        )
+        if network is not None
+        else None
+    )
     retraining = RetrainingStack(
         app,
         config.stack_name("Retraining"),
@@ -79,22 +97,13 @@ def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_mode
         data_key=data.keys.data_key,
         log_key=data.keys.log_key,
         operator_topic=audit.operator_topic,
+        network=private,
         lambda_bundle=build_lambda_bundle(build_dir / "lambdas"),
         powertools_layer=build_powertools_layer(build_dir / "powertools-layer"),
         env=env,
         description=f"{config.app_name} {config.stage}: retraining glue (ingest, start, promote, drift, alarms)",
     )
     retraining.add_stack_dependency(model, reason="the execution role, scripts and champion parameter")
-    network = notebook = None
-    if config.network.enabled:
-        network = NetworkStack(
-            app,
-            config.stack_name("Network"),
-            config=config,
-            log_key=data.keys.log_key,
-            env=env,
-            description=f"{config.app_name} {config.stage}: private VPC, VPC endpoints, flow logs, SageMaker group",
-        )
     if config.notebook.enabled and network is not None:
         notebook = NotebookStack(
             app,
@@ -116,11 +125,16 @@ def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_mode
         champion_parameter_name=champion_parameter_name(config),
         data_key=data.keys.data_key,
         operator_topic=audit.operator_topic,
+        vpc_subnet_ids=list(private.subnet_ids) if private else None,
+        security_group_ids=list(private.security_group_ids) if private else None,
         env=env,
         description=f"{config.app_name} {config.stage}: real-time endpoint, canary rollouts, autoscaling, alarms",
     )
     endpoint.add_stack_dependency(model, reason="the execution role and the champion parameter")
     endpoint.add_stack_dependency(audit, reason="the operators' topic")
+    if network is not None:
+        retraining.add_stack_dependency(network, reason="training jobs and models run in its subnets")
+        endpoint.add_stack_dependency(network, reason="the model runs in its subnets")
     stage = Stage(
         config=config,
         data=data,

@@ -37,8 +37,10 @@ from lambdas.shared.jobspec import (
     ParameterRange,
     TrainingSpecSettings,
     TuningSettings,
+    VpcSettings,
 )
 from stacks.constructs.glue_function import GlueFunction, encrypted_queue
+from stacks.constructs.guardrails import SageMakerGuardrails
 from stacks.nag import acknowledge
 from stacks.naming import bucket_name, table_name
 
@@ -46,6 +48,18 @@ from stacks.naming import bucket_name, table_name
 # carries sentinels that an Fn::Sub replaces, so the Lambda gets real ARNs and synth still checks the shapes.
 _SENTINEL_ACCOUNT = "000000000000"
 _SENTINEL_KEY_ID = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass(frozen=True)
+class PrivateNetwork:
+    """Where training jobs and models run (tokens from the Network stack)."""
+
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+
+
+_SENTINEL_SUBNETS = tuple(f"subnet-{i:017d}" for i in range(16))
+_SENTINEL_GROUPS = tuple(f"sg-{i:017d}" for i in range(5))
 
 
 @dataclass(frozen=True)
@@ -106,7 +120,9 @@ def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any
     }
 
 
-def training_settings(config: StageConfig, model: ModelFacts, partition: str) -> TrainingSpecSettings:
+def training_settings(
+    config: StageConfig, model: ModelFacts, partition: str, network: PrivateNetwork | None = None
+) -> TrainingSpecSettings:
     """The job-spec settings the Lambdas build every SageMaker request from (sentinel account and key)."""
     app, stage, t, e = config.app_name, config.stage, config.training, config.endpoint
     models = f"{app}-{stage}-models-{_SENTINEL_ACCOUNT}-{config.region}"
@@ -132,6 +148,14 @@ def training_settings(config: StageConfig, model: ModelFacts, partition: str) ->
         max_wait_seconds=t.max_wait_s if t.use_spot else None,
         checkpoint_s3_uri=f"s3://{models}/{c.PREFIX_CHECKPOINTS}" if t.use_spot else None,
         hyperparameters={**DEFAULT_HYPERPARAMETERS, **t.hyperparameters},
+        vpc=VpcSettings(
+            subnet_ids=_SENTINEL_SUBNETS[: len(network.subnet_ids)],
+            security_group_ids=_SENTINEL_GROUPS[: len(network.security_group_ids)],
+        )
+        if network
+        else None,
+        enable_network_isolation=True,
+        encrypt_inter_container_traffic=True,
         tags={"project": app, "stage": stage},
         tuning=TuningSettings(
             enabled=t.tuning.enabled,
@@ -184,6 +208,7 @@ class RetrainingStack(Stack):
         data_key: kms.IKey,
         log_key: kms.IKey,
         operator_topic: sns.ITopic,
+        network: PrivateNetwork | None,
         lambda_bundle: Path,
         powertools_layer: Path,
         **kwargs: Any,
@@ -191,14 +216,17 @@ class RetrainingStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
         app, stage = config.app_name, config.stage
-        settings = training_settings(config, model, self.partition)
+        settings = training_settings(config, model, self.partition, network)
         self.training_settings = settings
         # Tokens embedded in a Python string render as one Fn::Join at synth.
-        settings_env = (
-            settings.to_json()
-            .replace(settings.kms_key_arn, data_key.key_arn)
-            .replace(_SENTINEL_ACCOUNT, Aws.ACCOUNT_ID)
-        )
+        settings_env = settings.to_json().replace(settings.kms_key_arn, data_key.key_arn)
+        if network is not None:
+            for sentinel, token in (
+                *zip(_SENTINEL_SUBNETS, network.subnet_ids, strict=False),
+                *zip(_SENTINEL_GROUPS, network.security_group_ids, strict=False),
+            ):
+                settings_env = settings_env.replace(sentinel, token)
+        settings_env = settings_env.replace(_SENTINEL_ACCOUNT, Aws.ACCOUNT_ID)
         self.data_bucket = bucket_name(config, "data")
         self.model_bucket = bucket_name(config, "models")
         runs = table_name(config, "runs")
@@ -542,6 +570,15 @@ class RetrainingStack(Stack):
             **fn_args,
         )
 
+        if network is not None:
+            # The roles that create SageMaker jobs and models cannot create them outside the private network,
+            # without isolation or without a volume key, whatever their other statements say.
+            self.guardrails = SageMakerGuardrails(
+                self,
+                "Guardrails",
+                roles=[self.start.role, self.promote.role, self.responder.role],
+                guard_models=not config.endpoint.serverless,
+            )
         self._routes(config, operator_topic, data_key)
         self._drift_and_quality_alarms(config, operator_topic)
 

@@ -104,7 +104,11 @@ def test_model_is_network_isolated_and_loads_code_from_the_artifact(synthesized:
     # THEN it runs as the Model stack's execution role, isolated, with inference.py from the artifact's code/
     role_arn = "".join(_strings(model["ExecutionRoleArn"]))
     assert role_arn.endswith(f":role/sagecycle-{synthesized.config.stage}-sagemaker-execution")
-    assert model["EnableNetworkIsolation"] is True and "VpcConfig" not in model
+    assert model["EnableNetworkIsolation"] is True
+    # AND it runs in the private network's two subnets behind the SageMaker security group
+    assert synthesized.config.network.enabled
+    assert len(model["VpcConfig"]["Subnets"]) == 2
+    assert len(model["VpcConfig"]["SecurityGroupIds"]) == 1
     env = model["PrimaryContainer"]["Environment"]
     assert (env["SAGEMAKER_PROGRAM"], env["SAGEMAKER_SUBMIT_DIRECTORY"]) == ("inference.py", "/opt/ml/model/code")
 

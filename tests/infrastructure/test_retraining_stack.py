@@ -262,3 +262,23 @@ def test_drift_alarm_watches_max_psi_at_the_configured_threshold(synthesized: Sy
     assert drift["AlarmActions"]
     quality = alarms[c.alarm_name("sagecycle", synthesized.config.stage, c.QUALITY_ALARM_SUFFIX)]
     assert quality["ComparisonOperator"] == "LessThanThreshold"  # AUC: lower is worse
+
+
+def test_training_jobs_run_in_the_private_subnets_behind_the_guardrails(synthesized: Synthesized) -> None:
+    # GIVEN the settings the start function builds jobs from, and its role's policies
+    start = _functions(synthesized)[c.function_name("sagecycle", synthesized.config.stage, "start_training")]
+    raw = start["Environment"]["Variables"][c.ENV_TRAINING_SETTINGS]
+    text = json.dumps(raw)
+    # THEN subnets and the security group are the Network stack's (no sentinel survives into the template)
+    assert "subnet-0000" not in text and "sg-0000" not in text and "000000000000" not in text
+    assert "sagecycle-" + synthesized.config.stage + "-Network" in text
+    # AND the start, promote and responder roles carry the guardrail deny statements
+    guard = [
+        p["Properties"]
+        for p in synthesized.resources("Retraining", "AWS::IAM::ManagedPolicy").values()
+        if "not private and encrypted" in p["Properties"].get("Description", "")
+    ]
+    assert len(guard) == 1
+    assert len(guard[0]["Roles"]) == 3
+    effects = {st["Effect"] for st in guard[0]["PolicyDocument"]["Statement"]}
+    assert effects == {"Deny"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Annotations, CfnOutput, Stack
+from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
@@ -17,6 +17,7 @@ from config.settings import StageConfig
 from lambdas.shared.contract import BASELINE_MODEL_KEY, PREFIX_CODE
 from stacks.constructs.images import ecr_repository_arn, xgboost_image_uri
 from stacks.constructs.sagemaker_role import SageMakerExecutionRole
+from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE
 from stacks.nag import acknowledge
 from stacks.naming import bucket_name, keep_depends_on, nag_bucket_arn
 
@@ -112,6 +113,10 @@ class ModelStack(Stack):
         )
 
         self._acknowledge_deployment_helper()
+        if config.network.restrict_buckets_to_vpce:
+            # The copier runs in Lambda's network, not ours: exempt it from the bucket perimeter by tag.
+            copier = next(c for c in self.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
+            Tags.of(copier.node.find_child("ServiceRole")).add(PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution.role.role_arn)
         CfnOutput(self, "ChampionParameter", value=self.champion.parameter_name)
         CfnOutput(self, "SourceDirUri", value=self.sourcedir_s3_uri)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_events as events
@@ -41,6 +41,7 @@ from lambdas.shared.jobspec import (
 )
 from stacks.constructs.glue_function import GlueFunction, encrypted_queue
 from stacks.constructs.guardrails import SageMakerGuardrails
+from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE
 from stacks.nag import acknowledge
 from stacks.naming import bucket_name, table_name
 
@@ -570,6 +571,11 @@ class RetrainingStack(Stack):
             **fn_args,
         )
 
+        if config.network.restrict_buckets_to_vpce:
+            # The glue functions call S3 from Lambda's network (the VPC has no SQS/SNS/DynamoDB endpoints);
+            # IAM scopes them to their prefixes, and the perimeter exempts them by tag.
+            for fn in (self.ingest, self.start, self.promote, self.drift, self.responder):
+                Tags.of(fn.role).add(PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE)
         if network is not None:
             # The roles that create SageMaker jobs and models cannot create them outside the private network,
             # without isolation or without a volume key, whatever their other statements say.

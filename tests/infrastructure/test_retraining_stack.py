@@ -282,3 +282,24 @@ def test_training_jobs_run_in_the_private_subnets_behind_the_guardrails(synthesi
     assert len(guard[0]["Roles"]) == 3
     effects = {st["Effect"] for st in guard[0]["PolicyDocument"]["Statement"]}
     assert effects == {"Deny"}
+
+
+def test_bucket_perimeter_exempts_the_deploy_copier_and_glue_roles_by_tag(tmp_path: Path) -> None:
+    # GIVEN a dev stage whose buckets accept object access only through VPC endpoints
+    from config.settings import load_config
+    from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG
+    from tests.infrastructure.conftest import synthesize
+
+    s = synthesize(load_config("dev", overrides={"network": {"restrict_buckets_to_vpce": True}}), tmp_path / "out")
+
+    def tagged(concern: str) -> set[str]:
+        return {
+            r["Properties"].get("RoleName", k)
+            for k, r in s.resources(concern, "AWS::IAM::Role").items()
+            if {"Key": PERIMETER_EXEMPT_TAG, "Value": "exempt"} in r["Properties"].get("Tags", [])
+        }
+
+    # THEN every glue function's role and the scripts copier carry the exemption, the SageMaker role does not
+    assert {c.function_name("sagecycle", "dev", k) for k in c.FUNCTIONS} <= tagged("Retraining")
+    assert any("BucketDeployment" in name for name in tagged("Model"))
+    assert not any("execution" in name for name in tagged("Model"))

@@ -768,6 +768,8 @@ def build_model(
         "ModelDataUrl": model_data_url,
         "Environment": {
             "SAGEMAKER_PROGRAM": "inference.py",
+            # Without it the container answers JSON when a client sends no Accept; the seed's client reads CSV.
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
             "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": str(settings.container_log_level),
             "SAGEMAKER_REGION": settings.region,

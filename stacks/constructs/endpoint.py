@@ -106,6 +106,8 @@ class HostedEndpoint(Construct):
                 environment={
                     # The inference code ships inside model.tar.gz under code/ (extracted to /opt/ml/model).
                     "SAGEMAKER_PROGRAM": "inference.py",
+                    # Without it the container answers JSON when a client sends no Accept; the seed reads CSV.
+                    "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
                     "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
                     "SAGEMAKER_CONTAINER_LOG_LEVEL": CONTAINER_LOG_LEVEL,
                     "SAGEMAKER_REGION": region,

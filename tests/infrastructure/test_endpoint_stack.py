@@ -111,6 +111,7 @@ def test_model_is_network_isolated_and_loads_code_from_the_artifact(synthesized:
     assert len(model["VpcConfig"]["SecurityGroupIds"]) == 1
     env = model["PrimaryContainer"]["Environment"]
     assert (env["SAGEMAKER_PROGRAM"], env["SAGEMAKER_SUBMIT_DIRECTORY"]) == ("inference.py", "/opt/ml/model/code")
+    assert env["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] == "text/csv"  # the seed client reads CSV back
 
 
 def test_two_baseline_builds_give_the_same_endpoint_template(prod: Synthesized, tmp_path: Path) -> None:

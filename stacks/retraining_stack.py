@@ -321,6 +321,17 @@ class RetrainingStack(Stack):
                 arn("sagemaker", f"model/{prefix}-*"),
             ],
         )
+        # The endpoint's first model and config are named by CloudFormation, not with our prefix: describing
+        # (read-only) any of them is what lets promote and the responder see what the endpoint serves.
+        describe_hosting = iam.PolicyStatement(
+            sid="DescribeHosting",
+            actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+            resources=[arn("sagemaker", "endpoint-config/*"), arn("sagemaker", "model/*")],
+        )
+        describe_reason = {
+            "DescribeHosting": "read-only DescribeEndpointConfig/DescribeModel on any config and model of this "
+            "account and region, because CloudFormation names the endpoint's first ones without our prefix."
+        }
         fn_args: dict[str, Any] = {
             "code": code,
             "layer": layer,
@@ -384,13 +395,32 @@ class RetrainingStack(Stack):
             statements=[
                 iam.PolicyStatement(
                     sid="MoveIncomingFiles",
-                    actions=["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject", "s3:GetObjectTagging"],
+                    # Versioned reads and deletes: ingest removes exactly the version it checked, never a newer one.
+                    actions=[
+                        "s3:GetObject",
+                        "s3:GetObjectVersion",
+                        "s3:GetObjectTagging",
+                        "s3:GetObjectVersionTagging",
+                        "s3:DeleteObject",
+                        "s3:DeleteObjectVersion",
+                    ],
                     resources=[f"{data_objects}/{c.PREFIX_INCOMING}*"],
                 ),
                 iam.PolicyStatement(
                     sid="WriteQuarantineAndTrain",
                     actions=["s3:PutObject", "s3:GetObject", "s3:PutObjectTagging"],
                     resources=[f"{data_objects}/{c.PREFIX_QUARANTINE}*", f"{data_objects}/{c.PREFIX_TRAIN}*"],
+                ),
+                iam.PolicyStatement(
+                    # Without ListBucket S3 answers 403, not 404, for an object an earlier delivery already moved.
+                    sid="ListOwnPrefixes",
+                    actions=["s3:ListBucket"],
+                    resources=[data_objects],
+                    conditions={
+                        "StringLike": {
+                            "s3:prefix": [f"{p}*" for p in (c.PREFIX_INCOMING, c.PREFIX_TRAIN, c.PREFIX_QUARANTINE)]
+                        }
+                    },
                 ),
                 iam.PolicyStatement(
                     sid="ReadFallbackSchema",
@@ -475,6 +505,22 @@ class RetrainingStack(Stack):
             statements=[
                 read_models,
                 iam.PolicyStatement(
+                    # evaluation.json beside the candidate's model.tar.gz, for the package's ModelMetrics
+                    sid="WriteModelMetrics",
+                    actions=["s3:PutObject"],
+                    resources=[f"{model_objects}/{c.PREFIX_TRAINING_OUTPUT}*"],
+                ),
+                iam.PolicyStatement(
+                    # UpdateEndpoint with AutoRollbackConfiguration reads the alarms it names.
+                    sid="ReadRollbackAlarms",
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resources=[
+                        f"arn:{self.partition}:cloudwatch:{self.region}:{Aws.ACCOUNT_ID}:alarm:{name}"
+                        for name in settings.endpoint.rollback_alarm_names
+                    ],
+                ),
+                describe_hosting,
+                iam.PolicyStatement(
                     sid="SetChampion",
                     actions=["ssm:GetParameter", "ssm:PutParameter"],
                     resources=[champion_param, f"{champion_param}/previous"],
@@ -508,6 +554,7 @@ class RetrainingStack(Stack):
             ],
             timeout=Duration.minutes(2),
             reserved_concurrency=1,  # decisions about one endpoint are serialized
+            unscoped_reasons=describe_reason,
             **fn_args,
         )
 
@@ -559,6 +606,7 @@ class RetrainingStack(Stack):
             statements=[
                 read_champion,
                 deploy,
+                describe_hosting,
                 pass_role,
                 runs_rw,
                 read_models,
@@ -568,6 +616,7 @@ class RetrainingStack(Stack):
                 metrics,
             ],
             reserved_concurrency=1,
+            unscoped_reasons=describe_reason,
             **fn_args,
         )
 

@@ -71,6 +71,7 @@ class GlueFunction(Construct):
         layer: lambda_.ILayerVersion,
         environment: Mapping[str, str],
         statements: Sequence[iam.PolicyStatement],
+        unscoped_reasons: Mapping[str, str] | None = None,
         log_key: kms.IKey,
         dlq_key: kms.IKey,
         topic: sns.ITopic,
@@ -164,7 +165,7 @@ class GlueFunction(Construct):
             ":log-stream:*]",
             "Lambda names its log streams at run time, inside this function's own log group.",
         )
-        self._acknowledge_scoped_wildcards(statements)
+        self._acknowledge_scoped_wildcards(statements, unscoped_reasons or {})
         acknowledge(
             self.function.node.find_child("EventInvokeConfig").node.default_child,
             "Serverless-LambdaAsyncFailureDestination",
@@ -180,8 +181,13 @@ class GlueFunction(Construct):
                 "interface endpoints' worth of routes for nothing to protect.",
             )
 
-    def _acknowledge_scoped_wildcards(self, statements: Sequence[iam.PolicyStatement]) -> None:
-        """Each ARN that ends in a wildcard is scoped to one prefix we own; say which, finding by finding."""
+    def _acknowledge_scoped_wildcards(
+        self, statements: Sequence[iam.PolicyStatement], unscoped_reasons: Mapping[str, str]
+    ) -> None:
+        """Each ARN that ends in a wildcard is scoped to one prefix we own; say which, finding by finding.
+
+        A wildcard that is not a name prefix (`endpoint-config/*`) needs its own reason, by statement sid.
+        """
         cfn_policy = self.policy.node.default_child
         for statement in statements:
             doc = statement.to_statement_json()
@@ -191,10 +197,15 @@ class GlueFunction(Construct):
                     continue
                 shown = resource.replace(Aws.ACCOUNT_ID, "<AWS::AccountId>")
                 scope = resource.split(":::", 1)[-1] if ":s3:::" in resource else resource.rsplit(":", 1)[-1]
-                kind = "objects under the prefix" if ":s3:::" in resource else "SageMaker resources named"
-                acknowledge(
-                    cfn_policy,
-                    f"AwsSolutions-IAM5[Resource::{shown}]",
-                    f"{statement.sid}: only {kind} {scope!r}, which this project owns; names are made per run, "
-                    "so they cannot be listed ahead of time.",
-                )
+                sid = statement.sid or "(no sid)"
+                if scope.endswith("/*") and "/" not in scope[:-2] and ":s3:::" not in resource:
+                    if sid not in unscoped_reasons:
+                        raise ValueError(f"{sid}: {scope} is not a name prefix; give its specific reason")
+                    reason = f"{sid}: {unscoped_reasons[sid]}"
+                else:
+                    kind = "objects under the prefix" if ":s3:::" in resource else "SageMaker resources named"
+                    reason = (
+                        f"{sid}: only {kind} {scope!r}, which this project owns; names are made per run, "
+                        "so they cannot be listed ahead of time."
+                    )
+                acknowledge(cfn_policy, f"AwsSolutions-IAM5[Resource::{shown}]", reason)

@@ -1,0 +1,1 @@
+"""Alarm responder: endpoint health alarms -> an operator notice with context (+ rollback when allowed)."""

@@ -1,0 +1,47 @@
+"""Lambda entry point: `lambdas.alarm_responder.handler.handler` (EventBridge: CloudWatch Alarm State Change)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.alarm_responder import logic
+from lambdas.shared.contract import FUNCTIONS, METRIC_DEPLOYMENT_ROLLED_BACK, METRIC_DIMENSION, METRIC_NAMESPACE
+from lambdas.shared.events import DETAIL_ALARM, SOURCE_CLOUDWATCH, detail_type, parse_alarm_event
+from lambdas.shared.runtime import cached, utcnow
+
+SERVICE = FUNCTIONS["alarm_responder"]
+logger = Logger(service=SERVICE)
+# service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
+metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
+tracer = Tracer(service=SERVICE)
+
+
+@cached
+def settings() -> logic.Settings:
+    return logic.Settings.from_env(os.environ)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = settings()
+    metrics.set_default_dimensions(**{METRIC_DIMENSION: config.stage})
+    if detail_type(event) != (SOURCE_CLOUDWATCH, DETAIL_ALARM):
+        logger.warning("not a CloudWatch alarm state change; ignored", extra={"detail_type": detail_type(event)})
+        return {"action": "ignored", "reason": "unsupported event"}
+    alarm = parse_alarm_event(event)
+    logger.append_keys(alarm=alarm.alarm_name, episode=alarm.episode)
+    try:
+        result = logic.respond(alarm, config, utcnow())
+    except Exception:
+        logger.exception("alarm response failed; the event will be retried")
+        raise
+    if (result.get("rollback") or {}).get("action") == "rollback":
+        metrics.add_metric(name=METRIC_DEPLOYMENT_ROLLED_BACK, unit=MetricUnit.Count, value=1)
+    return result

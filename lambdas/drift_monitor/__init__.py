@@ -1,0 +1,1 @@
+"""Drift monitor: scheduled; captured requests vs the champion's baseline.json -> PSI metrics."""

@@ -1,0 +1,1 @@
+"""Promote: training job finished -> register, compare, deploy; endpoint deployment finished -> champion."""

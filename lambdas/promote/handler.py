@@ -1,0 +1,85 @@
+"""Lambda entry point: `lambdas.promote.handler.handler` (EventBridge: SageMaker training job and endpoint)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.promote import logic
+from lambdas.shared.contract import (
+    FUNCTIONS,
+    METRIC_CANDIDATE_APPROVED,
+    METRIC_CANDIDATE_REJECTED,
+    METRIC_DEPLOYMENT_ROLLED_BACK,
+    METRIC_DIMENSION,
+    METRIC_NAMESPACE,
+    METRIC_TRAINING_FAILED,
+)
+from lambdas.shared.events import (
+    DETAIL_ENDPOINT,
+    DETAIL_ENDPOINT_DEPLOYMENT,
+    DETAIL_TRAINING_JOB,
+    SOURCE_SAGEMAKER,
+    detail_type,
+    parse_endpoint_event,
+    parse_training_job_event,
+)
+from lambdas.shared.runtime import cached, utcnow
+
+SERVICE = FUNCTIONS["promote"]
+logger = Logger(service=SERVICE)
+# service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
+metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
+tracer = Tracer(service=SERVICE)
+
+
+@cached
+def settings() -> logic.Settings:
+    return logic.Settings.from_env(os.environ)
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = settings()
+    metrics.set_default_dimensions(**{METRIC_DIMENSION: config.stage})
+    source, kind = detail_type(event)
+    if source == SOURCE_SAGEMAKER and kind == DETAIL_TRAINING_JOB:
+        change = parse_training_job_event(event)
+        logger.append_keys(job_name=change.job_name, status=change.status)
+        try:
+            result = logic.handle_training_job(change, config, utcnow())
+        except Exception:
+            logger.exception("training job event failed; the lock is released, the event will be retried")
+            raise
+        if result.get("duplicate"):
+            return result
+        if result.get("decision") == "approved":
+            _count(METRIC_CANDIDATE_APPROVED)
+        elif result.get("decision") == "rejected":
+            _count(METRIC_CANDIDATE_REJECTED)
+        elif result.get("counted"):
+            _count(METRIC_TRAINING_FAILED)
+        return result
+    if source == SOURCE_SAGEMAKER and kind in (DETAIL_ENDPOINT, DETAIL_ENDPOINT_DEPLOYMENT):
+        endpoint = parse_endpoint_event(event)
+        logger.append_keys(endpoint=endpoint.endpoint_name, endpoint_status=endpoint.status)
+        try:
+            result = logic.handle_endpoint(endpoint, config, utcnow())
+        except Exception:
+            logger.exception("endpoint event failed; it will be retried")
+            raise
+        if result.get("deployment") == "rolled_back" and result.get("kind") == "promotion":
+            _count(METRIC_DEPLOYMENT_ROLLED_BACK)
+        return result
+    logger.warning("unsupported event; ignored", extra={"source": source, "detail_type": kind})
+    return {"ignored": f"unsupported event {source}/{kind}"}

@@ -1,0 +1,627 @@
+"""Promote: a finished training job becomes a registered candidate, and maybe the endpoint's new champion.
+
+(a) "SageMaker Training Job State Change", terminal states only:
+- Completed: read evaluation.json from the candidate's model.tar.gz and the champion's, decide
+  (`decide_promotion`), register a model package in MODEL_PACKAGE_GROUP (Approved or Rejected, with the
+  metrics and the reason in CustomerMetadataProperties and evaluation.json as ModelMetrics). Approved:
+  CreateModel + CreateEndpointConfig (both named after the training job: unique and deterministic) and a
+  blue/green UpdateEndpoint that rolls back on ROLLBACK_ALARM_NAMES; the deployment is recorded in the runs
+  table. If the endpoint is busy (another update in flight), the deployment is queued and started by (b)
+  once the endpoint is InService again.
+- Failed / Stopped: the operator topic gets the FailureReason.
+- Every terminal path releases the training lock (try/finally), exceptions included.
+(b) "SageMaker Endpoint Deployment State Change" / "SageMaker Endpoint State Change" for ENDPOINT_NAME.
+The event is a hint; DescribeEndpoint is the truth (events arrive late and more than once):
+- InService on the new config -> the champion parameter is set (the old value kept in
+  `<CHAMPION_PARAMETER>/previous` and in the runs table) and the package is marked champion;
+- InService on another config, with no update pending -> the deployment rolled back: the package is
+  Rejected with the reason, the operator notified;
+- Failed / UpdateRollbackFailed / OutOfService -> the operator is notified.
+
+Promotion rule (docs/artifacts.md primary metric; RETRAIN_POLICY metric_floor and tolerance):
+- higher-is-better (auc): approve if value >= metric_floor and value >= champion - tolerance;
+- lower-is-better (rmse, mlogloss): the floor becomes a ceiling, approve if value <= metric_floor and
+  value <= champion + tolerance.
+No readable champion evaluation: the floor alone decides. A champion measured on another metric: rejected
+(the two cannot be compared; promote by hand if the objective changed on purpose).
+
+The promote function runs with reserved concurrency 1, so its read-check-act steps on the runs table do
+not race; every AWS step is idempotent on its own (deterministic names, ClientToken, state checks), so a
+redelivered or retried event finishes what an earlier attempt started and repeats nothing visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from lambdas.shared import artifacts, runs
+from lambdas.shared.contract import (
+    ENV_CHAMPION_PARAMETER,
+    ENV_ENDPOINT_NAME,
+    ENV_MODEL_PACKAGE_GROUP,
+    ENV_OPERATOR_TOPIC_ARN,
+    ENV_ROLLBACK_ALARMS,
+    ENV_RUNS_TABLE,
+    ENV_STAGE,
+    FUNCTIONS,
+)
+from lambdas.shared.events import EndpointChange, TrainingJobChange
+from lambdas.shared.function_settings import retrain_policy, training_settings
+from lambdas.shared.jobspec import (
+    TrainingSpecSettings,
+    build_endpoint_config,
+    build_model,
+    build_update_endpoint,
+    sanitize_tag_text,
+)
+from lambdas.shared.policy import RetrainPolicy
+from lambdas.shared.runtime import client, env_arn, env_str, env_str_list, epoch, error_code, iso
+from lambdas.shared.telemetry import notify
+
+logger = Logger(service=FUNCTIONS["promote"], child=True)
+
+PREVIOUS_SUFFIX: Final = "/previous"
+METADATA_PREFIX: Final = "sagecycle:"
+MAX_METADATA: Final = 50
+BUSY_STATES: Final = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+FAILED_STATES: Final = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService"})
+CONTENT_TYPES: Final = ["text/csv", "application/json"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    runs_table: str
+    operator_topic_arn: str
+    champion_parameter: str
+    model_package_group: str
+    endpoint_name: str
+    rollback_alarms: tuple[str, ...]
+    training: TrainingSpecSettings
+    policy: RetrainPolicy
+
+    @property
+    def previous_parameter(self) -> str:
+        return f"{self.champion_parameter}{PREVIOUS_SUFFIX}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        return cls(
+            stage=env_str(ENV_STAGE, environ),
+            runs_table=env_str(ENV_RUNS_TABLE, environ),
+            operator_topic_arn=env_arn(ENV_OPERATOR_TOPIC_ARN, "sns", environ),
+            champion_parameter=env_str(ENV_CHAMPION_PARAMETER, environ),
+            model_package_group=env_str(ENV_MODEL_PACKAGE_GROUP, environ),
+            endpoint_name=env_str(ENV_ENDPOINT_NAME, environ),
+            rollback_alarms=env_str_list(ENV_ROLLBACK_ALARMS, environ),
+            training=training_settings(environ),
+            policy=retrain_policy(environ),
+        )
+
+
+# ------------------------------------------------------------------------------------------- decision
+
+
+@dataclass(frozen=True)
+class Verdict:
+    approved: bool
+    reason: str
+    metric: str
+    candidate: float | None
+    champion: float | None
+    higher_is_better: bool | None
+
+
+def decide_promotion(
+    candidate: artifacts.PrimaryMetric,
+    champion: artifacts.PrimaryMetric | None,
+    *,
+    metric_floor: float,
+    tolerance: float,
+) -> Verdict:
+    """Floor (a ceiling when lower is better), then no worse than the champion by more than `tolerance`."""
+    higher = candidate.higher_is_better
+    name, value = candidate.name, candidate.value
+
+    def verdict(approved: bool, reason: str) -> Verdict:
+        return Verdict(approved, reason, name, value, champion.value if champion else None, higher)
+
+    if higher and value < metric_floor:
+        return verdict(False, f"{name} {value:.6g} is below the floor {metric_floor:.6g}")
+    if not higher and value > metric_floor:
+        return verdict(False, f"{name} {value:.6g} is above the ceiling {metric_floor:.6g} (lower is better)")
+    if champion is None:
+        return verdict(True, f"{name} {value:.6g} clears the floor; no champion evaluation to compare with")
+    if champion.name != name or champion.higher_is_better != higher:
+        return verdict(False, f"candidate is measured on {name}, the champion on {champion.name}: not comparable")
+    margin = value - champion.value if higher else champion.value - value
+    if margin < -tolerance - 1e-12:
+        return verdict(
+            False,
+            f"{name} {value:.6g} is worse than the champion's {champion.value:.6g} by {-margin:.6g} "
+            f"(tolerance {tolerance:.6g})",
+        )
+    return verdict(True, f"{name} {value:.6g} vs champion {champion.value:.6g}: within tolerance or better")
+
+
+def deployment_outcome(
+    deployment: Mapping[str, Any], endpoint: Mapping[str, Any]
+) -> Literal["succeeded", "rolled_back", "failed", "in_progress"]:
+    """What DescribeEndpoint says about the deployment of `deployment["endpoint_config_name"]`."""
+    status = str(endpoint.get("EndpointStatus", ""))
+    current = endpoint.get("EndpointConfigName")
+    pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    if status in FAILED_STATES:
+        return "failed"
+    if status != "InService" or pending:
+        return "in_progress"
+    if current == deployment["endpoint_config_name"]:
+        return "succeeded"
+    modified = endpoint.get("LastModifiedTime")
+    if isinstance(modified, datetime) and epoch(modified) < int(deployment.get("started_at", 0)):
+        return "in_progress"  # a description older than our update: not an answer yet
+    return "rolled_back"
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def client_token(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def _exists_ok(call: Any, **params: Any) -> None:
+    """Create a named resource; one that exists already (an earlier attempt) is fine."""
+    try:
+        call(**params)
+    except ClientError as error:
+        message = str(error).lower()
+        if error_code(error) in ("ValidationException", "ResourceInUse") and "already exist" in message:
+            return
+        raise
+
+
+def describe_endpoint(name: str) -> dict[str, Any] | None:
+    try:
+        return dict(client("sagemaker").describe_endpoint(EndpointName=name))
+    except ClientError as error:
+        if error_code(error) == "ValidationException" and "could not find" in str(error).lower():
+            return None
+        raise
+
+
+def _metadata(values: Mapping[str, Any]) -> dict[str, str]:
+    """CustomerMetadataProperties: <= 50 entries, keys <= 128 and values <= 256 tag-safe characters."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None or len(out) >= MAX_METADATA:
+            continue
+        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        out[sanitize_tag_text(f"{METADATA_PREFIX}{key}", 128)] = sanitize_tag_text(text, 256) or "-"
+    return out
+
+
+def _split_metrics(evaluation: Mapping[str, Any] | None, split: str) -> dict[str, float]:
+    metrics = ((evaluation or {}).get("splits") or {}).get(split) or {}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+
+
+def _put_evaluation(model_data_url: str, evaluation: Mapping[str, Any] | None) -> str | None:
+    """evaluation.json next to model.tar.gz, for the package's ModelMetrics; best effort (None if refused)."""
+    if evaluation is None:
+        return None
+    bucket, key = artifacts.parse_s3_url(model_data_url)
+    target = f"{key.rsplit('/', 1)[0]}/evaluation.json" if "/" in key else "evaluation.json"
+    try:
+        client("s3").put_object(
+            Bucket=bucket,
+            Key=target,
+            Body=json.dumps(evaluation, indent=2).encode("utf-8"),
+            ContentType="application/json",
+        )
+    except ClientError as error:
+        logger.warning(
+            "could not store evaluation.json for ModelMetrics; registering without",
+            extra={"target": f"s3://{bucket}/{target}", "error": error_code(error)},
+        )
+        return None
+    return artifacts.s3_url(bucket, target)
+
+
+def _champion_record(settings: Settings) -> dict[str, Any]:
+    return runs.get_item(settings.runs_table, runs.CHAMPION) or {}
+
+
+# ------------------------------------------------------------------------------------ training events
+
+
+def handle_training_job(change: TrainingJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    """A training job changed state; terminal states are acted on and always release the lock."""
+    job = change.job_name
+    if not job.startswith(f"{settings.training.job_name_prefix}-"):
+        logger.info("not one of our training jobs; ignored", extra={"job_name": job})
+        return {"ignored": f"{job} is not one of ours"}
+    if not change.terminal:
+        logger.info("training job not finished; nothing to do", extra={"job_name": job, "status": change.status})
+        return {"ignored": f"{job} is {change.status}"}
+    try:
+        if change.status == "Completed":
+            return evaluate_candidate(change, settings, now)
+        return report_failure(change, settings, now)
+    finally:
+        released = runs.release_lock(settings.runs_table, owner=job)
+        logger.info(
+            "training lock released" if released else "training lock not held by this job", extra={"job_name": job}
+        )
+
+
+def report_failure(change: TrainingJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    job = change.job_name
+    reason = change.failure_reason or change.secondary_status or change.status
+    run = runs.get_item(settings.runs_table, runs.run_key(job)) or {}
+    runs.update_item(
+        settings.runs_table,
+        runs.run_key(job),
+        set_values={"status": change.status, "failure_reason": reason, "finished_at": epoch(now)},
+    )
+    if run.get("notified"):
+        logger.info("duplicate event for a failure already reported", extra={"job_name": job})
+        return {"job_name": job, "status": change.status, "duplicate": True}
+    logger.error("training job did not complete", extra={"job_name": job, "status": change.status, "reason": reason})
+    notify(
+        settings.operator_topic_arn,
+        f"sagecycle {settings.stage}: training job {change.status.lower()}: {job}",
+        {
+            "event": f"training-job-{change.status.lower()}",
+            "stage": settings.stage,
+            "training_job": job,
+            "status": change.status,
+            "secondary_status": change.secondary_status,
+            "failure_reason": reason,
+            "run_reason": run.get("reason"),
+            "trigger": run.get("trigger"),
+        },
+    )
+    runs.update_item(settings.runs_table, runs.run_key(job), set_values={"notified": True})
+    return {"job_name": job, "status": change.status, "failure_reason": reason, "counted": True}
+
+
+def evaluate_candidate(change: TrainingJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    job, table = change.job_name, settings.runs_table
+    run = runs.get_item(table, runs.run_key(job)) or {}
+    if run.get("decision"):
+        logger.info("duplicate event for a candidate already decided", extra={"job_name": job})
+        return {"job_name": job, "decision": run["decision"], "duplicate": True}
+    model_url = (
+        change.model_data_url
+        or client("sagemaker").describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
+    )
+    champion_url = artifacts.champion_url(settings.champion_parameter)
+    candidate_eval: dict[str, Any] | None = None
+    try:
+        candidate_eval = artifacts.model_files(model_url).evaluation
+        candidate = artifacts.primary_metric(candidate_eval, where=f"{model_url} evaluation.json")
+    except artifacts.ArtifactError as error:
+        verdict = Verdict(False, f"candidate not evaluable: {error}", "", None, None, None)
+    else:
+        champion = None
+        if champion_url:
+            try:
+                champion = artifacts.primary_metric(
+                    artifacts.model_files(champion_url).evaluation, where=f"{champion_url} evaluation.json"
+                )
+            except artifacts.ArtifactError as error:
+                logger.warning("champion evaluation unreadable; the floor alone decides", extra={"error": str(error)})
+        verdict = decide_promotion(
+            candidate, champion, metric_floor=settings.policy.metric_floor, tolerance=settings.policy.tolerance
+        )
+    logger.info(
+        "candidate decided",
+        extra={"job_name": job, "approved": verdict.approved, "reason": verdict.reason, "model_data_url": model_url},
+    )
+    package_arn = register_package(change, settings, model_url, candidate_eval, verdict, champion_url, run)
+    result: dict[str, Any] = {
+        "job_name": job,
+        "decision": "approved" if verdict.approved else "rejected",
+        "reason": verdict.reason,
+        "model_package_arn": package_arn,
+    }
+    if verdict.approved:
+        result["deployment"] = deploy_candidate(job, model_url, package_arn, champion_url, settings, now)
+    else:
+        notify(
+            settings.operator_topic_arn,
+            f"sagecycle {settings.stage}: candidate rejected: {job}",
+            {"event": "candidate-rejected", "stage": settings.stage, **result, "champion": champion_url},
+        )
+    runs.update_item(
+        table,
+        runs.run_key(job),
+        set_values={
+            "status": "Completed",
+            "decision": result["decision"],
+            "decision_reason": verdict.reason,
+            "model_data_url": model_url,
+            "model_package_arn": package_arn,
+            "candidate_value": str(verdict.candidate),
+            "champion_value": str(verdict.champion),
+            "decided_at": epoch(now),
+        },
+    )
+    return result
+
+
+def register_package(
+    change: TrainingJobChange,
+    settings: Settings,
+    model_url: str,
+    evaluation: Mapping[str, Any] | None,
+    verdict: Verdict,
+    champion_url: str | None,
+    run: Mapping[str, Any],
+) -> str:
+    """CreateModelPackage: every candidate is registered, approved or rejected, with the reason."""
+    model = build_model(settings.training, model_name=change.job_name, model_data_url=model_url, run_id=change.job_name)
+    container = {k: model["PrimaryContainer"][k] for k in ("Image", "ModelDataUrl", "Environment")}
+    endpoint = settings.training.endpoint
+    inference: dict[str, Any] = {
+        "Containers": [container],
+        "SupportedContentTypes": CONTENT_TYPES,
+        "SupportedResponseMIMETypes": CONTENT_TYPES,
+    }
+    if not endpoint.serverless:
+        inference["SupportedRealtimeInferenceInstanceTypes"] = [endpoint.instance_type]
+    inference["SupportedTransformInstanceTypes"] = [settings.training.transform.instance_type]
+    metadata = _metadata(
+        {
+            "training-job": change.job_name,
+            "decision": "approved" if verdict.approved else "rejected",
+            "reason": verdict.reason,
+            "primary-metric": verdict.metric or None,
+            "candidate-value": verdict.candidate,
+            "champion-value": verdict.champion,
+            "champion-model": champion_url,
+            "metric-floor": settings.policy.metric_floor,
+            "tolerance": settings.policy.tolerance,
+            "run-reason": run.get("reason"),
+            "trigger": run.get("trigger"),
+            **{f"test-{k}": v for k, v in _split_metrics(evaluation, "test").items()},
+            **{f"validation-{k}": v for k, v in _split_metrics(evaluation, "validation").items()},
+        }
+    )
+    params: dict[str, Any] = {
+        "ModelPackageGroupName": settings.model_package_group,
+        "ModelPackageDescription": sanitize_tag_text(f"{change.job_name}: {verdict.reason}", 1000),
+        "InferenceSpecification": inference,
+        "ModelApprovalStatus": "Approved" if verdict.approved else "Rejected",
+        "CustomerMetadataProperties": metadata,
+        "ClientToken": client_token("package", change.job_name),
+    }
+    if change.job_arn:
+        params["MetadataProperties"] = {"GeneratedBy": change.job_arn}
+    statistics = _put_evaluation(model_url, evaluation)
+    if statistics:
+        params["ModelMetrics"] = {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics}}
+        }
+    arn = str(client("sagemaker").create_model_package(**params)["ModelPackageArn"])
+    logger.info("model package registered", extra={"job_name": change.job_name, "model_package_arn": arn})
+    return arn
+
+
+def deploy_candidate(
+    job: str, model_url: str, package_arn: str, champion_url: str | None, settings: Settings, now: datetime
+) -> str:
+    """CreateModel, CreateEndpointConfig, and the guarded UpdateEndpoint (or a queued one if busy)."""
+    sagemaker = client("sagemaker")
+    _exists_ok(
+        sagemaker.create_model,
+        **build_model(settings.training, model_name=job, model_data_url=model_url, run_id=job),
+    )
+    _exists_ok(
+        sagemaker.create_endpoint_config,
+        **build_endpoint_config(settings.training, endpoint_config_name=job, model_name=job, run_id=job),
+    )
+    champion = _champion_record(settings)
+    record = {
+        "kind": "promotion",
+        "endpoint_config_name": job,
+        "model_data_url": model_url,
+        "model_package_arn": package_arn,
+        "previous_model_data_url": champion_url,
+        "previous_package_arn": champion.get("package_arn") if champion.get("model_data_url") == champion_url else None,
+        "training_job": job,
+        "started_at": epoch(now),
+        "started_at_iso": iso(now),
+    }
+    endpoint = describe_endpoint(settings.endpoint_name)
+    if endpoint is None:
+        # Nothing serves yet: the approved candidate becomes the champion the endpoint will be created from.
+        logger.warning("endpoint does not exist; champion set without a deployment", extra={"job_name": job})
+        runs.put_item(settings.runs_table, runs.deployment_key(job), {**record, "status": "no-endpoint"})
+        set_champion({**record, "status": "no-endpoint"}, settings, now)
+        return "no-endpoint"
+    pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    if job in (endpoint.get("EndpointConfigName"), pending):
+        status = "pending"  # an earlier attempt already started this update
+    elif endpoint.get("EndpointStatus") in BUSY_STATES:
+        status = "queued"
+        logger.warning(
+            "endpoint busy; deployment queued", extra={"job_name": job, "endpoint": endpoint.get("EndpointStatus")}
+        )
+    else:
+        start_update(job, settings)
+        status = "pending"
+    runs.put_item(settings.runs_table, runs.deployment_key(job), {**record, "status": status})
+    runs.put_item(settings.runs_table, runs.DEPLOYMENT, {"endpoint_config_name": job, "kind": "promotion"})
+    return status
+
+
+def start_update(endpoint_config_name: str, settings: Settings) -> None:
+    params = build_update_endpoint(
+        settings.training,
+        endpoint_name=settings.endpoint_name,
+        endpoint_config_name=endpoint_config_name,
+        alarm_names=list(settings.rollback_alarms),
+    )
+    client("sagemaker").update_endpoint(**params)
+    logger.info("endpoint update started", extra={"endpoint_config": endpoint_config_name})
+
+
+# ------------------------------------------------------------------------------------ endpoint events
+
+
+def handle_endpoint(change: EndpointChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    if change.endpoint_name != settings.endpoint_name:
+        return {"ignored": f"endpoint {change.endpoint_name} is not ours"}
+    table = settings.runs_table
+    pointer = runs.get_item(table, runs.DEPLOYMENT)
+    if not pointer:
+        logger.info("no deployment in flight; event noted", extra={"status": change.status})
+        return {"ignored": "no deployment in flight"}
+    config = str(pointer["endpoint_config_name"])
+    deployment = runs.get_item(table, runs.deployment_key(config))
+    if not deployment:
+        logger.error("deployment pointer without a record; clearing it", extra={"endpoint_config": config})
+        runs.delete_item(table, runs.DEPLOYMENT)
+        return {"ignored": "dangling deployment pointer"}
+    endpoint = describe_endpoint(settings.endpoint_name)
+    if endpoint is None:
+        logger.error("endpoint vanished during a deployment", extra={"endpoint_config": config})
+        return finish_deployment(deployment, "failed", "the endpoint no longer exists", settings, now)
+    if deployment.get("status") == "queued":
+        if endpoint.get("EndpointStatus") == "InService":
+            start_update(config, settings)
+            runs.update_item(
+                table, runs.deployment_key(config), set_values={"status": "pending", "started_at": epoch(now)}
+            )
+            return {"endpoint_config": config, "deployment": "started"}
+        return {"endpoint_config": config, "deployment": "queued"}
+    outcome = deployment_outcome(deployment, endpoint)
+    if outcome == "in_progress":
+        logger.info(
+            "deployment in progress", extra={"endpoint_config": config, "status": endpoint.get("EndpointStatus")}
+        )
+        return {"endpoint_config": config, "deployment": "in_progress"}
+    reason = str(endpoint.get("FailureReason") or "")
+    if outcome == "rolled_back" and not reason:
+        reason = f"deployment rolled back: the endpoint serves {endpoint.get('EndpointConfigName')} again"
+    return finish_deployment(deployment, outcome, reason, settings, now)
+
+
+def finish_deployment(
+    deployment: Mapping[str, Any], outcome: str, reason: str, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    table = settings.runs_table
+    config = str(deployment["endpoint_config_name"])
+    package = deployment.get("model_package_arn")
+    if outcome == "succeeded":
+        set_champion(deployment, settings, now)
+        rejected = deployment.get("rolled_back_package_arn")
+        if deployment.get("kind") == "rollback" and rejected:
+            client("sagemaker").update_model_package(
+                ModelPackageArn=rejected,
+                ModelApprovalStatus="Rejected",
+                ApprovalDescription=sanitize_tag_text(str(deployment.get("reason") or "rolled back"), 1000),
+            )
+    else:
+        if package and deployment.get("kind") == "promotion":
+            client("sagemaker").update_model_package(
+                ModelPackageArn=package,
+                ModelApprovalStatus="Rejected",
+                ApprovalDescription=sanitize_tag_text(reason, 1000) or "deployment failed",
+            )
+        if not deployment.get("notified"):
+            notify(
+                settings.operator_topic_arn,
+                f"sagecycle {settings.stage}: deployment {outcome.replace('_', ' ')}: {config}",
+                {
+                    "event": f"deployment-{outcome.replace('_', '-')}",
+                    "stage": settings.stage,
+                    "endpoint": settings.endpoint_name,
+                    "endpoint_config": config,
+                    "kind": deployment.get("kind"),
+                    "model_data_url": deployment.get("model_data_url"),
+                    "model_package_arn": package,
+                    "reason": reason,
+                },
+            )
+    runs.update_item(
+        table,
+        runs.deployment_key(config),
+        set_values={
+            "status": outcome,
+            "finished_at": epoch(now),
+            "notified": True,
+            **({"reason": reason} if reason else {}),
+        },
+    )
+    if deployment.get("training_job"):
+        runs.update_item(table, runs.run_key(str(deployment["training_job"])), set_values={"deployment": outcome})
+    runs.delete_item(
+        table,
+        runs.DEPLOYMENT,
+        condition="endpoint_config_name = :config",
+        values={":config": config},
+    )
+    logger.info("deployment finished", extra={"endpoint_config": config, "outcome": outcome, "reason": reason})
+    return {"endpoint_config": config, "deployment": outcome, "reason": reason, "kind": deployment.get("kind")}
+
+
+def set_champion(deployment: Mapping[str, Any], settings: Settings, now: datetime) -> None:
+    """The deployed model becomes the champion.
+
+    A promotion keeps the champion before it as `previous` (parameter and runs table): the rollback target.
+    A rollback (to that previous champion) leaves `previous` as it is, so the alarm responder finds the
+    endpoint already serving it and never rolls "back" onto the model it just left.
+    """
+    ssm = client("ssm")
+    new_url = str(deployment["model_data_url"])
+    current = artifacts.champion_url(settings.champion_parameter)
+    record = _champion_record(settings)
+    promotion = deployment.get("kind") != "rollback"
+    if current != new_url:
+        if promotion and current:
+            ssm.put_parameter(Name=settings.previous_parameter, Value=current, Type="String", Overwrite=True)
+        ssm.put_parameter(Name=settings.champion_parameter, Value=new_url, Type="String", Overwrite=True)
+    if promotion:
+        package = deployment.get("model_package_arn")
+        changed = current != new_url
+        previous_url = current if changed else record.get("previous_model_data_url")
+        previous_package = deployment.get("previous_package_arn") if changed else record.get("previous_package_arn")
+    else:
+        same = record.get("previous_model_data_url") == new_url
+        package = record.get("previous_package_arn") if same else None
+        previous_url, previous_package = record.get("previous_model_data_url"), record.get("previous_package_arn")
+    runs.put_item(
+        settings.runs_table,
+        runs.CHAMPION,
+        {
+            "model_data_url": new_url,
+            "package_arn": package,
+            "endpoint_config_name": deployment.get("endpoint_config_name"),
+            "previous_model_data_url": previous_url,
+            "previous_package_arn": previous_package,
+            "since": epoch(now),
+            "since_iso": iso(now),
+        },
+    )
+    if package:
+        client("sagemaker").update_model_package(
+            ModelPackageArn=package,
+            CustomerMetadataProperties=_metadata({"champion": "true", "champion-since": iso(now)}),
+        )
+    logger.info("champion set", extra={"model_data_url": new_url, "previous": current, "kind": deployment.get("kind")})

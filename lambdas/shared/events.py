@@ -1,0 +1,290 @@
+"""Typed views of the events the functions receive, parsed once at the edge of each handler.
+
+Shapes (samples in tests/events/):
+- S3 object created, as an SQS message body: an S3 event notification (`{"Records": [...]}`, keys
+  URL-encoded), the `s3:TestEvent` S3 sends when notifications are configured, an EventBridge
+  "Object Created" event (S3 -> EventBridge -> SQS; keys not encoded), or either inside an SNS envelope.
+- EventBridge: "Scheduled Event" (aws.events), "CloudWatch Alarm State Change" (aws.cloudwatch),
+  "SageMaker Training Job State Change", "SageMaker Endpoint Deployment State Change" and
+  "SageMaker Endpoint State Change" (aws.sagemaker). SageMaker's endpoint events spell statuses
+  `IN_SERVICE`, the API `InService`: `normalise_status` maps both to the API spelling.
+
+A malformed event raises EventShapeError naming the missing field. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import unquote_plus
+
+from lambdas.shared.runtime import parse_time
+
+SOURCE_SCHEDULE: Final = "aws.events"
+SOURCE_CLOUDWATCH: Final = "aws.cloudwatch"
+SOURCE_SAGEMAKER: Final = "aws.sagemaker"
+DETAIL_SCHEDULED: Final = "Scheduled Event"
+DETAIL_ALARM: Final = "CloudWatch Alarm State Change"
+DETAIL_TRAINING_JOB: Final = "SageMaker Training Job State Change"
+DETAIL_ENDPOINT_DEPLOYMENT: Final = "SageMaker Endpoint Deployment State Change"
+DETAIL_ENDPOINT: Final = "SageMaker Endpoint State Change"
+TERMINAL_TRAINING_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
+
+
+class EventShapeError(ValueError):
+    """The event is not in the shape AWS documents; the message names what is missing."""
+
+
+def _get(mapping: Any, *path: str) -> Any:
+    value = mapping
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            raise EventShapeError(f"event has no {'.'.join(path)}")
+        value = value[part]
+    return value
+
+
+def _opt(mapping: Any, *path: str) -> Any:
+    try:
+        return _get(mapping, *path)
+    except EventShapeError:
+        return None
+
+
+def _str(mapping: Any, *path: str) -> str:
+    value = _get(mapping, *path)
+    if not isinstance(value, str) or not value:
+        raise EventShapeError(f"event field {'.'.join(path)} must be a non-empty string")
+    return value
+
+
+def _time(mapping: Any, *path: str) -> datetime:
+    raw = _get(mapping, *path)
+    try:
+        return parse_time(str(raw))
+    except ValueError:
+        raise EventShapeError(f"event field {'.'.join(path)} is not a timestamp: {raw!r}") from None
+
+
+def detail_type(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(source, detail-type) of an EventBridge event; ("", "") for anything else."""
+    return str(event.get("source", "")), str(event.get("detail-type", ""))
+
+
+# -------------------------------------------------------------------------------------------- S3 objects
+
+
+@dataclass(frozen=True)
+class S3ObjectRef:
+    """One created object, as the notification describes it."""
+
+    bucket: str
+    key: str  # decoded
+    event_time: datetime
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    sequencer: str | None = None
+
+    @property
+    def ident(self) -> str:
+        """What tells two uploads of one key apart, and two deliveries of one upload not."""
+        return self.version_id or self.sequencer or (self.etag or "").strip('"') or "unversioned"
+
+
+def _object_from_record(record: Mapping[str, Any]) -> S3ObjectRef | None:
+    if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+        return None
+    obj = _get(record, "s3", "object")
+    size = obj.get("size")
+    return S3ObjectRef(
+        bucket=_str(record, "s3", "bucket", "name"),
+        key=unquote_plus(_str(record, "s3", "object", "key")),
+        event_time=_time(record, "eventTime"),
+        size=int(size) if isinstance(size, int) else None,
+        etag=obj.get("eTag") or None,
+        version_id=obj.get("versionId") or None,
+        sequencer=obj.get("sequencer") or None,
+    )
+
+
+def _object_from_eventbridge(event: Mapping[str, Any]) -> S3ObjectRef | None:
+    if event.get("detail-type") != "Object Created":
+        return None
+    obj = _get(event, "detail", "object")
+    size = obj.get("size")
+    return S3ObjectRef(
+        bucket=_str(event, "detail", "bucket", "name"),
+        key=_str(event, "detail", "object", "key"),
+        event_time=_time(event, "time"),
+        size=int(size) if isinstance(size, int) else None,
+        etag=obj.get("etag") or None,
+        version_id=obj.get("version-id") or None,
+        sequencer=obj.get("sequencer") or None,
+    )
+
+
+def s3_objects_from_message(body: str) -> list[S3ObjectRef]:
+    """The created objects one SQS message announces; [] for S3's test event and non-create records."""
+    try:
+        message = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise EventShapeError(f"SQS body is not JSON: {error}") from None
+    if not isinstance(message, Mapping):
+        raise EventShapeError("SQS body is not a JSON object")
+    if message.get("Type") == "Notification" and isinstance(message.get("Message"), str):
+        return s3_objects_from_message(message["Message"])  # S3 -> SNS -> SQS
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    if "Records" in message:
+        records = message["Records"]
+        if not isinstance(records, list):
+            raise EventShapeError("event Records must be a list")
+        refs = [_object_from_record(r) for r in records if isinstance(r, Mapping)]
+        return [r for r in refs if r is not None]
+    if message.get("source") == "aws.s3":
+        ref = _object_from_eventbridge(message)
+        return [ref] if ref else []
+    raise EventShapeError("SQS body is neither an S3 notification, an S3 test event nor an EventBridge S3 event")
+
+
+# ---------------------------------------------------------------------------------------------- alarms
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    event_id: str
+    alarm_name: str
+    state: str  # ALARM | OK | INSUFFICIENT_DATA
+    previous_state: str
+    reason: str
+    timestamp: datetime
+    timestamp_raw: str  # as sent: part of the episode key
+    time: datetime
+    metrics: tuple[str, ...] = ()  # "Namespace/MetricName" of each metric the alarm watches
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    alarm_rule: str = ""  # composite alarms
+    triggering_alarms: tuple[str, ...] = ()  # composite alarms: the children that fired
+
+    @property
+    def episode(self) -> str:
+        """One ALARM episode: duplicate deliveries of its state change share this, a later episode does not."""
+        return f"{self.alarm_name}@{self.timestamp_raw}"
+
+
+def parse_alarm_event(event: Mapping[str, Any]) -> AlarmChange:
+    metrics: list[str] = []
+    dimensions: dict[str, str] = {}
+    for item in _opt(event, "detail", "configuration", "metrics") or []:
+        metric = _opt(item, "metricStat", "metric")
+        if isinstance(metric, Mapping):
+            metrics.append(f"{metric.get('namespace', '')}/{metric.get('name', '')}")
+            dims = metric.get("dimensions")
+            if isinstance(dims, Mapping):
+                dimensions.update({str(k): str(v) for k, v in dims.items()})
+    triggering: list[str] = []
+    reason_data = _opt(event, "detail", "state", "reasonData")
+    if isinstance(reason_data, str):
+        try:
+            parsed = json.loads(reason_data)
+        except json.JSONDecodeError:
+            parsed = {}
+        for item in parsed.get("triggeringAlarms", []) if isinstance(parsed, Mapping) else []:
+            arn = item.get("arn") if isinstance(item, Mapping) else None
+            if isinstance(arn, str):
+                triggering.append(arn.rsplit(":alarm:", 1)[-1])
+    return AlarmChange(
+        event_id=_str(event, "id"),
+        alarm_name=_str(event, "detail", "alarmName"),
+        state=_str(event, "detail", "state", "value"),
+        previous_state=str(_opt(event, "detail", "previousState", "value") or ""),
+        reason=str(_opt(event, "detail", "state", "reason") or ""),
+        timestamp=_time(event, "detail", "state", "timestamp"),
+        timestamp_raw=_str(event, "detail", "state", "timestamp"),
+        time=_time(event, "time"),
+        metrics=tuple(metrics),
+        dimensions=dimensions,
+        description=str(_opt(event, "detail", "configuration", "description") or ""),
+        alarm_rule=str(_opt(event, "detail", "configuration", "alarmRule") or ""),
+        triggering_alarms=tuple(triggering),
+    )
+
+
+# --------------------------------------------------------------------------------------------- schedule
+
+
+@dataclass(frozen=True)
+class ScheduledTick:
+    event_id: str
+    time: datetime
+    rule: str
+
+
+def parse_scheduled_event(event: Mapping[str, Any]) -> ScheduledTick:
+    resources = event.get("resources") or [""]
+    return ScheduledTick(event_id=_str(event, "id"), time=_time(event, "time"), rule=str(resources[0]))
+
+
+# ------------------------------------------------------------------------------------------- SageMaker
+
+
+@dataclass(frozen=True)
+class TrainingJobChange:
+    event_id: str
+    time: datetime
+    job_name: str
+    job_arn: str
+    status: str  # InProgress | Completed | Failed | Stopping | Stopped
+    secondary_status: str
+    failure_reason: str
+    model_data_url: str | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_TRAINING_STATES
+
+
+def parse_training_job_event(event: Mapping[str, Any]) -> TrainingJobChange:
+    artifacts = _opt(event, "detail", "ModelArtifacts", "S3ModelArtifacts")
+    return TrainingJobChange(
+        event_id=_str(event, "id"),
+        time=_time(event, "time"),
+        job_name=_str(event, "detail", "TrainingJobName"),
+        job_arn=str(_opt(event, "detail", "TrainingJobArn") or ""),
+        status=_str(event, "detail", "TrainingJobStatus"),
+        secondary_status=str(_opt(event, "detail", "SecondaryStatus") or ""),
+        failure_reason=str(_opt(event, "detail", "FailureReason") or ""),
+        model_data_url=artifacts if isinstance(artifacts, str) and artifacts.startswith("s3://") else None,
+    )
+
+
+def normalise_status(status: str) -> str:
+    """`IN_SERVICE` (events) and `InService` (API) -> `InService`."""
+    if "_" in status or status.isupper():
+        return "".join(part.capitalize() for part in status.split("_"))
+    return status
+
+
+@dataclass(frozen=True)
+class EndpointChange:
+    event_id: str
+    detail_type: str
+    endpoint_name: str
+    endpoint_config_name: str
+    status: str  # API spelling
+    pending_config_name: str | None
+
+
+def parse_endpoint_event(event: Mapping[str, Any]) -> EndpointChange:
+    return EndpointChange(
+        event_id=_str(event, "id"),
+        detail_type=_str(event, "detail-type"),
+        endpoint_name=_str(event, "detail", "EndpointName"),
+        endpoint_config_name=str(_opt(event, "detail", "EndpointConfigName") or ""),
+        status=normalise_status(_str(event, "detail", "EndpointStatus")),
+        pending_config_name=_opt(event, "detail", "PendingDeploymentSummary", "EndpointConfigName"),
+    )

@@ -1,0 +1,321 @@
+"""The one start function: every trigger ends here, and at most one training job runs at a time.
+
+Triggers (parse_trigger):
+- new-data: `{"source": "sagecycle.ingest", "trigger": "new-data", "keys": [...], "batch_id": ...}` from ingest;
+- schedule: EventBridge "Scheduled Event" (source aws.events);
+- alarm: EventBridge "CloudWatch Alarm State Change" of the drift or model-quality alarm, state ALARM only;
+- manual: `{"source": "sagecycle.manual", "reason": "...", "request_id": optional}` (the notebook).
+
+Decision (decide, a plain function of trigger, state, policy and time), in this order:
+1. new-data and schedule need accepted data newer than the last training start (skip: no-new-data);
+   alarm and manual retrain on the data there is.
+2. automatic triggers wait `min_interval_minutes` after the last start (skip: interval); manual does not.
+3. at most `daily_cap` starts per UTC day, manual included (skip: daily-cap).
+4. the lock: a conditional PutItem on `lock#training` (`attribute_not_exists(pk) OR expires_at < :now`),
+   owned by the job name, expiring after `lock_ttl_seconds` (skip: locked). The promote function releases
+   it when the job ends. Under the lock the state is read and decided again.
+Duplicates: the whole start runs as a Powertools idempotent function keyed on the trigger id (ingest:
+batch_id, EventBridge: event id, alarm: name + state-change timestamp), and the job name is derived from
+the same id (`training_job_name`), so even a replay after the idempotency record expired fails fast with
+ResourceInUse instead of starting a second job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from lambdas.shared import runs
+from lambdas.shared.contract import (
+    DRIFT_ALARM_SUFFIX,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_RETRAIN_POLICY,
+    ENV_RUNS_TABLE,
+    ENV_STAGE,
+    ENV_TRAINING_SETTINGS,
+    FUNCTIONS,
+    QUALITY_ALARM_SUFFIX,
+    alarm_name,
+)
+from lambdas.shared.events import (
+    DETAIL_ALARM,
+    DETAIL_SCHEDULED,
+    SOURCE_CLOUDWATCH,
+    SOURCE_SCHEDULE,
+    EventShapeError,
+    detail_type,
+    parse_alarm_event,
+    parse_scheduled_event,
+)
+from lambdas.shared.function_settings import app_from_prefix, longest_job_seconds, retrain_policy, training_settings
+from lambdas.shared.jobspec import TrainingSpecSettings, build_training_job, training_job_name
+from lambdas.shared.policy import RetrainPolicy
+from lambdas.shared.runtime import ConfigError, client, env_str, epoch, error_code, iso, parse_time
+
+logger = Logger(service=FUNCTIONS["start_training"], child=True)
+
+SOURCE_INGEST: Final = "sagecycle.ingest"
+SOURCE_MANUAL: Final = "sagecycle.manual"
+SKIP_LOCKED: Final = "locked"
+SKIP_INTERVAL: Final = "interval"
+SKIP_DAILY_CAP: Final = "daily-cap"
+SKIP_NO_NEW_DATA: Final = "no-new-data"
+RUN_RECORD_KEYS: Final = 20
+
+Kind = Literal["new-data", "schedule", "alarm", "manual"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    app: str
+    runs_table: str
+    idempotency_table: str
+    training: TrainingSpecSettings
+    policy: RetrainPolicy
+
+    @property
+    def retrain_alarms(self) -> frozenset[str]:
+        return frozenset(alarm_name(self.app, self.stage, s) for s in (DRIFT_ALARM_SUFFIX, QUALITY_ALARM_SUFFIX))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        stage = env_str(ENV_STAGE, environ)
+        training = training_settings(environ)
+        policy = retrain_policy(environ)
+        if policy.lock_ttl_seconds < longest_job_seconds(training):
+            raise ConfigError(
+                f"{ENV_RETRAIN_POLICY}.lock_ttl_seconds ({policy.lock_ttl_seconds}) is shorter than the longest "
+                f"training job {ENV_TRAINING_SETTINGS} allows ({longest_job_seconds(training)} s): a second job "
+                "could start while the first still runs"
+            )
+        if training.tuning.enabled:
+            logger.warning("tuning is enabled in the settings; this function starts single training jobs")
+        return cls(
+            stage=stage,
+            app=app_from_prefix(training.job_name_prefix, stage),
+            runs_table=env_str(ENV_RUNS_TABLE, environ),
+            idempotency_table=env_str(ENV_IDEMPOTENCY_TABLE, environ),
+            training=training,
+            policy=policy,
+        )
+
+
+# --------------------------------------------------------------------------------------------- triggers
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: Kind
+    trigger_id: str  # the idempotency key and the run id
+    reason: str
+    summary: str
+    time: str | None = None  # ISO-8601 UTC of the triggering event; names the job's minute
+    keys: tuple[str, ...] = ()
+
+    @property
+    def event_time(self) -> datetime | None:
+        return parse_time(self.time) if self.time else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["keys"] = list(self.keys)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trigger:
+        return cls(**{**data, "keys": tuple(data.get("keys", ()))})
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """An event this function does not act on (wrong alarm, alarm back to OK, unknown source)."""
+
+    reason: str
+
+
+def parse_trigger(event: Mapping[str, Any], *, settings: Settings, request_id: str) -> Trigger | Ignore:
+    source, kind = detail_type(event)
+    if source == SOURCE_INGEST:
+        batch = event.get("batch_id")
+        if not isinstance(batch, str) or not batch:
+            raise EventShapeError("ingest payload needs a batch_id")
+        keys = tuple(str(k) for k in event.get("keys", []) if isinstance(k, str))
+        count = int(event.get("key_count", len(keys)))
+        time = event.get("time")
+        return Trigger(
+            kind="new-data",
+            trigger_id=f"ingest:{batch}",
+            reason="new-data",
+            summary=f"new-data batch {batch[:12]} ({count} file(s))",
+            time=iso(parse_time(time)) if isinstance(time, str) and time else None,
+            keys=keys[:RUN_RECORD_KEYS],
+        )
+    if source == SOURCE_SCHEDULE and kind == DETAIL_SCHEDULED:
+        tick = parse_scheduled_event(event)
+        rule = tick.rule.rsplit("/", 1)[-1] or "schedule"
+        return Trigger(
+            kind="schedule",
+            trigger_id=f"event:{tick.event_id}",
+            reason="schedule",
+            summary=f"schedule {rule} at {iso(tick.time)}",
+            time=iso(tick.time),
+        )
+    if source == SOURCE_CLOUDWATCH and kind == DETAIL_ALARM:
+        alarm = parse_alarm_event(event)
+        if alarm.alarm_name not in settings.retrain_alarms:
+            return Ignore(f"alarm {alarm.alarm_name} does not trigger retraining")
+        if alarm.state != "ALARM":
+            return Ignore(f"alarm {alarm.alarm_name} is {alarm.state}; only ALARM retrains")
+        return Trigger(
+            kind="alarm",
+            trigger_id=f"alarm:{alarm.episode}",
+            reason=f"alarm:{alarm.alarm_name}",
+            summary=f"alarm {alarm.alarm_name} ALARM at {iso(alarm.timestamp)}",
+            time=iso(alarm.timestamp),
+        )
+    if source == SOURCE_MANUAL:
+        reason = event.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise EventShapeError("a manual start needs a non-empty reason")
+        request = str(event.get("request_id") or request_id)
+        return Trigger(
+            kind="manual",
+            trigger_id=f"manual:{request}",
+            reason=f"manual: {reason.strip()}"[:200],
+            summary=f"manual request {request}",
+        )
+    return Ignore(f"unsupported event (source {source!r}, detail-type {kind!r})")
+
+
+# --------------------------------------------------------------------------------------------- decision
+
+
+@dataclass(frozen=True)
+class Decision:
+    start: bool
+    skip_reason: str | None = None  # locked | interval | daily-cap | no-new-data
+    detail: str = ""
+
+
+def decide(trigger: Trigger, state: runs.TrainingState, policy: RetrainPolicy, now: datetime) -> Decision:
+    """Whether this trigger may start a training job now (the lock is checked separately)."""
+    if trigger.kind in ("new-data", "schedule") and not state.has_new_data:
+        return Decision(False, SKIP_NO_NEW_DATA, "no accepted data since the last training started")
+    if trigger.kind != "manual" and state.last_started_at is not None:
+        elapsed = epoch(now) - state.last_started_at
+        wait = policy.min_interval_minutes * 60
+        if elapsed < wait:
+            return Decision(False, SKIP_INTERVAL, f"last training started {elapsed} s ago; minimum is {wait} s")
+    today = now.strftime("%Y-%m-%d")
+    started = state.started_on(today)
+    if started >= policy.daily_cap:
+        return Decision(
+            False, SKIP_DAILY_CAP, f"{started} training job(s) started on {today}; cap is {policy.daily_cap}"
+        )
+    return Decision(True, detail=f"{trigger.kind} trigger accepted")
+
+
+def job_name_for(trigger: Trigger, settings: Settings) -> str:
+    return training_job_name(settings.training.job_name_prefix, trigger.trigger_id, event_time=trigger.event_time)
+
+
+# ------------------------------------------------------------------------------------------------ start
+
+
+def _skipped(trigger: Trigger, decision: Decision) -> dict[str, Any]:
+    logger.info(
+        "trigger skipped",
+        extra={"trigger_id": trigger.trigger_id, "skip_reason": decision.skip_reason, "detail": decision.detail},
+    )
+    return {
+        "started": False,
+        "skip_reason": decision.skip_reason,
+        "detail": decision.detail,
+        "trigger": trigger.trigger_id,
+    }
+
+
+def _record_run(settings: Settings, trigger: Trigger, job_name: str, now: datetime) -> None:
+    runs.put_item(
+        settings.runs_table,
+        runs.run_key(job_name),
+        {
+            "job_name": job_name,
+            "trigger_id": trigger.trigger_id,
+            "kind": trigger.kind,
+            "reason": trigger.reason,
+            "trigger": trigger.summary,
+            "keys": list(trigger.keys),
+            "started_at": epoch(now),
+            "started_at_iso": iso(now),
+            "status": "InProgress",
+        },
+    )
+
+
+def start_training(trigger: Trigger, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Decide, lock, CreateTrainingJob, record. Returns what happened (also the idempotent response)."""
+    table = settings.runs_table
+    decision = decide(trigger, runs.read_training_state(table), settings.policy, now)
+    if not decision.start:
+        return _skipped(trigger, decision)
+    job_name = job_name_for(trigger, settings)
+    if not runs.acquire_lock(
+        table, owner=job_name, trigger_id=trigger.trigger_id, now=now, ttl_seconds=settings.policy.lock_ttl_seconds
+    ):
+        holder = runs.lock_holder(table) or {}
+        return _skipped(
+            trigger, Decision(False, SKIP_LOCKED, f"training job {holder.get('owner', '?')} holds the lock")
+        )
+    state = runs.read_training_state(table)  # again, under the lock: another start may have just finished
+    decision = decide(trigger, state, settings.policy, now)
+    if not decision.start:
+        runs.release_lock(table, owner=job_name)
+        return _skipped(trigger, decision)
+    params = build_training_job(
+        settings.training,
+        run_id=trigger.trigger_id,
+        reason=trigger.reason,
+        trigger=trigger.summary,
+        event_time=trigger.event_time,
+    )
+    try:
+        client("sagemaker").create_training_job(**params)
+    except ClientError as error:
+        if error_code(error) == "ResourceInUse":
+            return _already_started(trigger, settings, job_name, state, now)
+        runs.release_lock(table, owner=job_name)
+        logger.exception("CreateTrainingJob failed; lock released", extra={"job_name": job_name})
+        raise
+    except Exception:
+        runs.release_lock(table, owner=job_name)
+        logger.exception("CreateTrainingJob failed; lock released", extra={"job_name": job_name})
+        raise
+    runs.record_training_started(table, job_name=job_name, now=now, state=state)
+    _record_run(settings, trigger, job_name, now)
+    logger.info(
+        "training job started", extra={"job_name": job_name, "reason": trigger.reason, "trigger": trigger.summary}
+    )
+    return {"started": True, "job_name": job_name, "reason": trigger.reason, "trigger": trigger.trigger_id}
+
+
+def _already_started(
+    trigger: Trigger, settings: Settings, job_name: str, state: runs.TrainingState, now: datetime
+) -> dict[str, Any]:
+    """This trigger's job exists already (a replay after the idempotency record expired)."""
+    status = client("sagemaker").describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
+    if status in ("InProgress", "Stopping"):
+        # The lock we hold names this very job: keep it, and make sure the run is on record.
+        if runs.get_item(settings.runs_table, runs.run_key(job_name)) is None:
+            runs.record_training_started(settings.runs_table, job_name=job_name, now=now, state=state)
+            _record_run(settings, trigger, job_name, now)
+    else:
+        runs.release_lock(settings.runs_table, owner=job_name)
+    logger.info("training job for this trigger exists already", extra={"job_name": job_name, "status": status})
+    return {"started": False, "duplicate": True, "job_name": job_name, "trigger": trigger.trigger_id}

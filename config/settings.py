@@ -52,7 +52,8 @@ INTERFACE_ENDPOINTS = (
 )
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
+# <= 16 characters, so "<app>-prod-<hash>" fits a tuning job's 32-character name with the prefix whole.
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 _CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$|^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
 
 

@@ -103,6 +103,16 @@ def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any
             "detail": {
                 "TrainingJobName": [{"prefix": f"{c.job_name_prefix(app, stage)}-"}],
                 "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
+                # A tuning job's children are not candidates; the tuning job's own event decides.
+                "TuningJobArn": [{"exists": False}],
+            },
+        },
+        "TuningFinished": {
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker HyperParameter Tuning Job State Change"],
+            "detail": {
+                "HyperParameterTuningJobName": [{"prefix": f"{c.job_name_prefix(app, stage)}-"}],
+                "HyperParameterTuningJobStatus": ["Completed", "Failed", "Stopped"],
             },
         },
         "EndpointChanged": {
@@ -371,7 +381,7 @@ class RetrainingStack(Stack):
                     ],
                     resources=[
                         arn("sagemaker", f"training-job/{prefix}-*"),
-                        arn("sagemaker", f"hyper-parameter-tuning-job/{prefix[:20]}*"),
+                        arn("sagemaker", f"hyper-parameter-tuning-job/{prefix}-*"),
                     ],
                 ),
                 pass_role,
@@ -541,8 +551,11 @@ class RetrainingStack(Stack):
                 ),
                 iam.PolicyStatement(
                     sid="ReadTrainingJobs",
-                    actions=["sagemaker:DescribeTrainingJob"],
-                    resources=[arn("sagemaker", f"training-job/{prefix}-*")],
+                    actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeHyperParameterTuningJob"],
+                    resources=[
+                        arn("sagemaker", f"training-job/{prefix}-*"),
+                        arn("sagemaker", f"hyper-parameter-tuning-job/{prefix}-*"),
+                    ],
                 ),
                 deploy,
                 pass_role,
@@ -664,6 +677,9 @@ class RetrainingStack(Stack):
             schedule=events.Schedule.expression(config.retraining.schedule),
         ).add_target(targets.LambdaFunction(self.start.function, **retry))  # type: ignore[arg-type]
         rule("TrainingFinished", "Our training jobs reached a terminal state").add_target(
+            targets.LambdaFunction(self.promote.function, **retry)  # type: ignore[arg-type]
+        )
+        rule("TuningFinished", "Our tuning jobs reached a terminal state").add_target(
             targets.LambdaFunction(self.promote.function, **retry)  # type: ignore[arg-type]
         )
         rule("EndpointChanged", "Our endpoint changed state: a deployment finished or rolled back").add_target(

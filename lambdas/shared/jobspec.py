@@ -417,12 +417,15 @@ def resource_name(prefix: str, run_id: str, *, event_time: datetime | None = Non
     the name of the job it already started and CreateTrainingJob fails fast with ResourceInUse.
     """
     digest = hashlib.sha256(run_id.encode("utf-8")).hexdigest()[: 10 if max_length >= 48 else 8]
+    head = _NOT_NAME_CHAR.sub("-", prefix).strip("-")
     parts = [digest]
     if event_time is not None:
         stamp = (event_time if event_time.tzinfo else event_time.replace(tzinfo=UTC)).astimezone(UTC)
-        parts.insert(0, stamp.strftime("%y%m%d-%H%M"))
+        # The prefix is what IAM and event rules match on: drop the time stamp before ever cutting the prefix.
+        if len(head) + len(digest) + 14 <= max_length:
+            parts.insert(0, stamp.strftime("%y%m%d-%H%M"))
     suffix = "-".join(parts)
-    head = _NOT_NAME_CHAR.sub("-", prefix).strip("-")[: max(0, max_length - len(suffix) - 1)].strip("-")
+    head = head[: max(0, max_length - len(suffix) - 1)].strip("-")
     return f"{head}-{suffix}" if head else suffix
 
 

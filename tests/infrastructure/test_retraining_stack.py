@@ -127,6 +127,29 @@ CASES = [
     ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "Stopped"}, True),
     ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "InProgress"}, False),
     ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobName": "other-job-1"}, False),
+    (
+        "Our training jobs reached",
+        "training_job_completed.json",
+        {
+            "detail__TrainingJobName": "sagecycle-dev-3f2a9c1b-014-7c1d2e9a",
+            "detail__TuningJobArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:hyper-parameter-tuning-job/sc-3f",
+        },
+        False,  # a tuning job's child: the tuning job's own event decides
+    ),
+    ("Our tuning jobs reached", "tuning_job_completed.json", {}, True),
+    ("Our tuning jobs reached", "tuning_job_completed.json", {"detail__HyperParameterTuningJobStatus": "Failed"}, True),
+    (
+        "Our tuning jobs reached",
+        "tuning_job_completed.json",
+        {"detail__HyperParameterTuningJobStatus": "InProgress"},
+        False,
+    ),
+    (
+        "Our tuning jobs reached",
+        "tuning_job_completed.json",
+        {"detail__HyperParameterTuningJobName": "sagecycle-prod-3f2a9c1b"},
+        False,
+    ),
     ("Our endpoint changed state", "endpoint_in_service.json", {}, True),
     ("Our endpoint changed state", "endpoint_in_service.json", {"detail__EndpointName": "someone-else"}, False),
     (

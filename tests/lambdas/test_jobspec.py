@@ -727,3 +727,16 @@ def test_serverless_models_drop_isolation_and_vpc_which_sagemaker_refuses_for_th
     # THEN neither network isolation nor a VPC is asked for
     assert params["EnableNetworkIsolation"] is False
     assert "VpcConfig" not in params
+
+
+@pytest.mark.parametrize("prefix", ["sagecycle-dev", "sagecycle-prod", "abcdefghijklmnop-prod"])
+def test_tuning_job_names_keep_the_project_prefix_whole(prefix: str) -> None:
+    # GIVEN a trigger time WHEN a 32-character tuning job name is made
+    from datetime import UTC, datetime
+
+    from lambdas.shared.jobspec import tuning_job_name
+
+    name = tuning_job_name(prefix, "run-1", event_time=datetime(2026, 11, 23, 6, 5, tzinfo=UTC))
+    # THEN IAM's and EventBridge's prefix match still holds: the time stamp goes before the prefix is cut
+    assert name.startswith(f"{prefix}-") and len(name) <= 32
+    assert name == tuning_job_name(prefix, "run-1", event_time=datetime(2026, 11, 23, 6, 5, tzinfo=UTC))

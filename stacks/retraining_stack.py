@@ -659,41 +659,72 @@ class RetrainingStack(Stack):
         rule_dlq = encrypted_queue(self, "RuleDeadLetters", key=data_key, topic=topic, purpose="the EventBridge rules")
         retry = {"dead_letter_queue": rule_dlq, "retry_attempts": 8, "max_event_age": Duration.hours(12)}
 
-        def rule(name: str, description: str) -> events.Rule:
-            p = patterns[name]
-            pattern = events.EventPattern(source=p["source"], detail_type=p["detail-type"], detail=p["detail"])
-            return events.Rule(self, name, description=description, event_pattern=pattern)
+        rule_dlq_retry = {"dead_letter_queue": rule_dlq, "retry_attempts": 8}
+        events.Rule(
+            self,
+            "NewData",
+            description="Objects created under incoming/ in the data bucket",
+            event_pattern=self._pattern(patterns["NewData"]),
+        ).add_target(targets.SqsQueue(self.new_data_queue, **rule_dlq_retry))  # type: ignore[arg-type]
+        # (construct id, description, pattern or schedule, function): every Lambda route retries and dead-letters
+        # the same way.
+        routes: list[tuple[str, str, events.EventPattern | events.Schedule, GlueFunction]] = [
+            (
+                "RetrainAlarms",
+                "Drift or model-quality alarm: retrain",
+                self._pattern(patterns["RetrainAlarms"]),
+                self.start,
+            ),
+            (
+                "Schedule",
+                "Scheduled retraining, only when new accepted data has arrived",
+                events.Schedule.expression(config.retraining.schedule),
+                self.start,
+            ),
+            (
+                "TrainingFinished",
+                "Our training jobs reached a terminal state",
+                self._pattern(patterns["TrainingFinished"]),
+                self.promote,
+            ),
+            (
+                "TuningFinished",
+                "Our tuning jobs reached a terminal state",
+                self._pattern(patterns["TuningFinished"]),
+                self.promote,
+            ),
+            (
+                "EndpointChanged",
+                "Our endpoint changed state: a deployment finished or rolled back",
+                self._pattern(patterns["EndpointChanged"]),
+                self.promote,
+            ),
+            (
+                "DriftSchedule",
+                "Scheduled drift check of captured requests",
+                events.Schedule.expression(config.retraining.drift_schedule),
+                self.drift,
+            ),
+            (
+                "EndpointUnhealthy",
+                "The endpoint's composite health alarm fired",
+                self._pattern(patterns["EndpointUnhealthy"]),
+                self.responder,
+            ),
+        ]
+        for construct_id, description, trigger, fn in routes:
+            is_schedule = isinstance(trigger, events.Schedule)
+            events.Rule(
+                self,
+                construct_id,
+                description=description,
+                schedule=trigger if is_schedule else None,  # type: ignore[arg-type]
+                event_pattern=None if is_schedule else trigger,  # type: ignore[arg-type]
+            ).add_target(targets.LambdaFunction(fn.function, **retry))  # type: ignore[arg-type]
 
-        rule("NewData", "Objects created under incoming/ in the data bucket").add_target(
-            targets.SqsQueue(self.new_data_queue, dead_letter_queue=rule_dlq, retry_attempts=8)
-        )
-        rule("RetrainAlarms", "Drift or model-quality alarm: retrain").add_target(
-            targets.LambdaFunction(self.start.function, **retry)  # type: ignore[arg-type]
-        )
-        events.Rule(
-            self,
-            "Schedule",
-            description="Scheduled retraining, only when new accepted data has arrived",
-            schedule=events.Schedule.expression(config.retraining.schedule),
-        ).add_target(targets.LambdaFunction(self.start.function, **retry))  # type: ignore[arg-type]
-        rule("TrainingFinished", "Our training jobs reached a terminal state").add_target(
-            targets.LambdaFunction(self.promote.function, **retry)  # type: ignore[arg-type]
-        )
-        rule("TuningFinished", "Our tuning jobs reached a terminal state").add_target(
-            targets.LambdaFunction(self.promote.function, **retry)  # type: ignore[arg-type]
-        )
-        rule("EndpointChanged", "Our endpoint changed state: a deployment finished or rolled back").add_target(
-            targets.LambdaFunction(self.promote.function, **retry)  # type: ignore[arg-type]
-        )
-        events.Rule(
-            self,
-            "DriftSchedule",
-            description="Scheduled drift check of captured requests",
-            schedule=events.Schedule.expression(config.retraining.drift_schedule),
-        ).add_target(targets.LambdaFunction(self.drift.function, **retry))  # type: ignore[arg-type]
-        rule("EndpointUnhealthy", "The endpoint's composite health alarm fired").add_target(
-            targets.LambdaFunction(self.responder.function, **retry)  # type: ignore[arg-type]
-        )
+    @staticmethod
+    def _pattern(p: dict[str, Any]) -> events.EventPattern:
+        return events.EventPattern(source=p["source"], detail_type=p["detail-type"], detail=p["detail"])
 
     def _drift_and_quality_alarms(self, config: StageConfig, topic: sns.ITopic) -> None:
         app, stage = config.app_name, config.stage

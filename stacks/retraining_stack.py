@@ -193,7 +193,11 @@ def training_settings(
 
 
 def retrain_policy(config: StageConfig) -> dict[str, Any]:
-    r = config.retraining
+    r, t = config.retraining, config.training
+    job_seconds = t.max_wait_s if t.use_spot else t.max_runtime_s
+    if t.tuning.enabled:
+        # A tuning job runs its children in waves of max_parallel_jobs.
+        job_seconds *= -(-t.tuning.max_jobs // t.tuning.max_parallel_jobs)
     return {
         "min_interval_minutes": r.min_interval_minutes,
         "daily_cap": r.daily_cap,
@@ -202,9 +206,8 @@ def retrain_policy(config: StageConfig) -> dict[str, Any]:
         "max_file_bytes": r.max_file_mb * 1024 * 1024,
         "drift_psi_threshold": r.drift_psi_threshold,
         "rollback_on_alarm": r.rollback_on_alarm,
-        # A training job's lock outlives its longest possible run, so a lost "finished" event cannot wedge it.
-        "lock_ttl_seconds": (config.training.max_wait_s if config.training.use_spot else config.training.max_runtime_s)
-        + 3600,
+        # The lock outlives the longest possible run, so a lost "finished" event cannot wedge retraining forever.
+        "lock_ttl_seconds": job_seconds + 3600,
     }
 
 

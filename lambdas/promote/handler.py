@@ -1,4 +1,4 @@
-"""Lambda entry point: `lambdas.promote.handler.handler` (EventBridge: SageMaker training job and endpoint)."""
+"""Lambda entry point: `lambdas.promote.handler.handler` (EventBridge: SageMaker training/tuning job, endpoint)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ from lambdas.shared.events import (
     DETAIL_ENDPOINT,
     DETAIL_ENDPOINT_DEPLOYMENT,
     DETAIL_TRAINING_JOB,
+    DETAIL_TUNING_JOB,
     SOURCE_SAGEMAKER,
     detail_type,
     parse_endpoint_event,
     parse_training_job_event,
+    parse_tuning_job_event,
 )
 from lambdas.shared.runtime import cached, utcnow
 
@@ -46,6 +48,19 @@ def _count(name: str) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
+def _count_job_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A finished training or tuning job: approved / rejected candidate, or a failure (duplicates not again)."""
+    if result.get("duplicate") or result.get("ignored"):
+        return result
+    if result.get("decision") == "approved":
+        _count(METRIC_CANDIDATE_APPROVED)
+    elif result.get("decision") == "rejected":
+        _count(METRIC_CANDIDATE_REJECTED)
+    elif result.get("counted"):
+        _count(METRIC_TRAINING_FAILED)
+    return result
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -61,15 +76,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         except Exception:
             logger.exception("training job event failed; the lock is released, the event will be retried")
             raise
-        if result.get("duplicate"):
-            return result
-        if result.get("decision") == "approved":
-            _count(METRIC_CANDIDATE_APPROVED)
-        elif result.get("decision") == "rejected":
-            _count(METRIC_CANDIDATE_REJECTED)
-        elif result.get("counted"):
-            _count(METRIC_TRAINING_FAILED)
-        return result
+        return _count_job_result(result)
+    if source == SOURCE_SAGEMAKER and kind == DETAIL_TUNING_JOB:
+        tuning = parse_tuning_job_event(event)
+        logger.append_keys(job_name=tuning.job_name, status=tuning.status)
+        try:
+            result = logic.handle_tuning_job(tuning, config, utcnow())
+        except Exception:
+            logger.exception("tuning job event failed; the lock is released, the event will be retried")
+            raise
+        return _count_job_result(result)
     if source == SOURCE_SAGEMAKER and kind in (DETAIL_ENDPOINT, DETAIL_ENDPOINT_DEPLOYMENT):
         endpoint = parse_endpoint_event(event)
         logger.append_keys(endpoint=endpoint.endpoint_name, endpoint_status=endpoint.status)

@@ -18,6 +18,14 @@ The event is a hint; DescribeEndpoint is the truth (events arrive late and more 
   Rejected with the reason, the operator notified;
 - Failed / UpdateRollbackFailed / OutOfService -> the operator is notified.
 
+(c) "SageMaker HyperParameter Tuning Job State Change", terminal states only (the tuning job holds the lock):
+- Completed: the tuning job becomes the next warm-start parent (runs table, `state#tuning`); its best
+  training job (BestTrainingJob, from the event or DescribeHyperParameterTuningJob) goes through (a)'s
+  Completed path exactly, its model read from DescribeTrainingJob; the run record is the tuning job's.
+- Failed / Stopped: the operator topic gets the FailureReason.
+- Every terminal path releases the lock, exceptions included. A tuning job's child training jobs are
+  ignored in (a): never a candidate, never a lock release (detail TuningJobArn, or DescribeTrainingJob for a
+  name in the children's `<tuning job>-NNN-xxxxxxxx` pattern).
 Promotion rule (docs/artifacts.md primary metric; RETRAIN_POLICY metric_floor and tolerance):
 - higher-is-better (auc): approve if value >= metric_floor and value >= champion - tolerance;
 - lower-is-better (rmse, mlogloss): the floor becomes a ceiling, approve if value <= metric_floor and
@@ -35,8 +43,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -54,7 +63,7 @@ from lambdas.shared.contract import (
     ENV_STAGE,
     FUNCTIONS,
 )
-from lambdas.shared.events import EndpointChange, TrainingJobChange
+from lambdas.shared.events import EndpointChange, TrainingJobChange, TuningJobChange
 from lambdas.shared.function_settings import retrain_policy, training_settings
 from lambdas.shared.jobspec import (
     TrainingSpecSettings,
@@ -245,11 +254,58 @@ def _champion_record(settings: Settings) -> dict[str, Any]:
     return runs.get_item(settings.runs_table, runs.CHAMPION) or {}
 
 
+# ------------------------------------------------------------------------------------------- candidates
+
+# SageMaker names a tuning job's children `<tuning job>-<NNN>-<8 hex>`; our own training jobs end in 10 hex.
+TUNING_CHILD_NAME: Final = re.compile(r"(?P<tuning>[a-zA-Z0-9-]{1,32})-\d{3}-[0-9a-f]{8}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A finished model to decide on: a training job's own, or the best training job of a tuning job."""
+
+    run: str  # the run record and the lock owner: the training job, or the tuning job
+    job_name: str  # the training job that wrote the model: names its package token, model and endpoint config
+    job_arn: str = ""
+    model_data_url: str | None = None  # None: DescribeTrainingJob says
+    tuning_job: str | None = None
+
+    @classmethod
+    def of_training_job(cls, change: TrainingJobChange) -> Candidate:
+        return cls(
+            run=change.job_name, job_name=change.job_name, job_arn=change.job_arn, model_data_url=change.model_data_url
+        )
+
+
+def _release_lock(settings: Settings, owner: str) -> None:
+    released = runs.release_lock(settings.runs_table, owner=owner)
+    logger.info(
+        "training lock released" if released else "training lock not held by this job", extra={"job_name": owner}
+    )
+
+
 # ------------------------------------------------------------------------------------ training events
 
 
+def tuning_parent(change: TrainingJobChange) -> str | None:
+    """The tuning job that launched this training job (its ARN), or None for a training job of its own.
+
+    The event rule already drops events whose detail has TuningJobArn; this is the defensive second check,
+    for a detail without it: a name in the children's pattern is asked of DescribeTrainingJob.
+    """
+    if change.tuning_job_arn:
+        return change.tuning_job_arn
+    if not TUNING_CHILD_NAME.fullmatch(change.job_name):
+        return None
+    described = client("sagemaker").describe_training_job(TrainingJobName=change.job_name)
+    return str(described.get("TuningJobArn") or "") or None
+
+
 def handle_training_job(change: TrainingJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
-    """A training job changed state; terminal states are acted on and always release the lock."""
+    """A training job changed state; terminal states are acted on and always release the lock.
+
+    A tuning job's child is never a candidate and never releases the lock: the tuning job's own event does.
+    """
     job = change.job_name
     if not job.startswith(f"{settings.training.job_name_prefix}-"):
         logger.info("not one of our training jobs; ignored", extra={"job_name": job})
@@ -257,63 +313,141 @@ def handle_training_job(change: TrainingJobChange, settings: Settings, now: date
     if not change.terminal:
         logger.info("training job not finished; nothing to do", extra={"job_name": job, "status": change.status})
         return {"ignored": f"{job} is {change.status}"}
+    parent = tuning_parent(change)
+    if parent:
+        logger.info("a tuning job's training job; its tuning job decides", extra={"job_name": job, "tuning": parent})
+        return {"ignored": f"{job} belongs to tuning job {parent.rsplit('/', 1)[-1]}"}
     try:
         if change.status == "Completed":
-            return evaluate_candidate(change, settings, now)
+            return evaluate_candidate(Candidate.of_training_job(change), settings, now)
         return report_failure(change, settings, now)
     finally:
-        released = runs.release_lock(settings.runs_table, owner=job)
-        logger.info(
-            "training lock released" if released else "training lock not held by this job", extra={"job_name": job}
-        )
+        _release_lock(settings, job)
 
 
-def report_failure(change: TrainingJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
-    job = change.job_name
-    reason = change.failure_reason or change.secondary_status or change.status
-    run = runs.get_item(settings.runs_table, runs.run_key(job)) or {}
+def _report_end(
+    run_name: str,
+    status: str,
+    reason: str,
+    settings: Settings,
+    now: datetime,
+    *,
+    what: str,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Record a run that ended without a candidate and tell the operator once (`what`: training/tuning job)."""
+    table = settings.runs_table
+    run = runs.get_item(table, runs.run_key(run_name)) or {}
     runs.update_item(
-        settings.runs_table,
-        runs.run_key(job),
-        set_values={"status": change.status, "failure_reason": reason, "finished_at": epoch(now)},
+        table,
+        runs.run_key(run_name),
+        set_values={"status": status, "failure_reason": reason, "finished_at": epoch(now)},
     )
     if run.get("notified"):
-        logger.info("duplicate event for a failure already reported", extra={"job_name": job})
-        return {"job_name": job, "status": change.status, "duplicate": True}
-    logger.error("training job did not complete", extra={"job_name": job, "status": change.status, "reason": reason})
+        logger.info("duplicate event for a failure already reported", extra={"job_name": run_name})
+        return {"job_name": run_name, "status": status, "duplicate": True}
+    logger.error(f"{what} did not complete", extra={"job_name": run_name, "status": status, "reason": reason})
+    kebab = what.replace(" ", "-")
     notify(
         settings.operator_topic_arn,
-        f"sagecycle {settings.stage}: training job {change.status.lower()}: {job}",
+        f"sagecycle {settings.stage}: {what} {status.lower()}: {run_name}",
         {
-            "event": f"training-job-{change.status.lower()}",
+            "event": f"{kebab}-{status.lower()}",
             "stage": settings.stage,
-            "training_job": job,
-            "status": change.status,
-            "secondary_status": change.secondary_status,
+            **details,
+            "status": status,
             "failure_reason": reason,
             "run_reason": run.get("reason"),
             "trigger": run.get("trigger"),
         },
     )
-    runs.update_item(settings.runs_table, runs.run_key(job), set_values={"notified": True})
-    return {"job_name": job, "status": change.status, "failure_reason": reason, "counted": True}
+    runs.update_item(table, runs.run_key(run_name), set_values={"notified": True})
+    return {"job_name": run_name, "status": status, "failure_reason": reason, "counted": True}
 
 
-def evaluate_candidate(change: TrainingJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
-    job, table = change.job_name, settings.runs_table
-    run = runs.get_item(table, runs.run_key(job)) or {}
+def report_failure(change: TrainingJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    reason = change.failure_reason or change.secondary_status or change.status
+    details = {"training_job": change.job_name, "secondary_status": change.secondary_status}
+    return _report_end(change.job_name, change.status, reason, settings, now, what="training job", details=details)
+
+
+# -------------------------------------------------------------------------------------- tuning events
+
+
+def handle_tuning_job(change: TuningJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    """A tuning job changed state: Completed -> its best training job is the candidate; Failed/Stopped ->
+    the operator is told. Terminal states always release the lock (the tuning job owns it)."""
+    name = change.job_name
+    if not name.startswith(f"{settings.training.job_name_prefix}-"):
+        logger.info("not one of our tuning jobs; ignored", extra={"job_name": name})
+        return {"ignored": f"{name} is not one of ours"}
+    if not change.terminal:
+        logger.info("tuning job not finished; nothing to do", extra={"job_name": name, "status": change.status})
+        return {"ignored": f"{name} is {change.status}"}
+    try:
+        if change.status == "Completed":
+            return evaluate_tuning_job(change, settings, now)
+        return report_tuning_failure(change, settings, now)
+    finally:
+        _release_lock(settings, name)
+
+
+def describe_tuning_job(name: str) -> dict[str, Any]:
+    return dict(client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))
+
+
+def evaluate_tuning_job(change: TuningJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Record the next warm-start parent, then decide on the best training job like any finished job."""
+    name = change.job_name
+    best, best_arn, ended = change.best_training_job, change.best_training_job_arn, change.end_time
+    if best is None:  # AWS's documented event has no BestTrainingJob: the API is the truth
+        described = describe_tuning_job(name)
+        summary = described.get("BestTrainingJob") or {}
+        best, best_arn = summary.get("TrainingJobName") or None, summary.get("TrainingJobArn") or None
+        end = described.get("HyperParameterTuningEndTime")
+        ended = ended or (end if isinstance(end, datetime) else None)
+    if runs.record_tuning_completed(settings.runs_table, job_name=name, completed_at=epoch(ended or change.time)):
+        logger.info("tuning job recorded as the next warm-start parent", extra={"job_name": name})
+    if best is None:
+        reason = "the tuning job completed without a best training job (no child reported the objective metric)"
+        return _report_end(name, change.status, reason, settings, now, what="tuning job", details={"tuning_job": name})
+    runs.update_item(settings.runs_table, runs.run_key(name), set_values={"best_training_job": best})
+    candidate = Candidate(run=name, job_name=best, job_arn=best_arn or "", tuning_job=name)
+    return evaluate_candidate(candidate, settings, now)
+
+
+def report_tuning_failure(change: TuningJobChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    reason = change.failure_reason
+    if not reason:  # AWS's documented event has no FailureReason: the API is the truth
+        reason = str(describe_tuning_job(change.job_name).get("FailureReason") or "")
+    reason = reason or f"the tuning job was {change.status.lower()}"
+    details = {"tuning_job": change.job_name}
+    return _report_end(change.job_name, change.status, reason, settings, now, what="tuning job", details=details)
+
+
+# --------------------------------------------------------------------------------- candidate decision
+
+
+def evaluate_candidate(candidate: Candidate, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Compare with the champion, register (approved or rejected), deploy if approved; recorded on the run."""
+    job, table = candidate.job_name, settings.runs_table
+    run = runs.get_item(table, runs.run_key(candidate.run)) or {}
     if run.get("decision"):
-        logger.info("duplicate event for a candidate already decided", extra={"job_name": job})
-        return {"job_name": job, "decision": run["decision"], "duplicate": True}
-    model_url = (
-        change.model_data_url
-        or client("sagemaker").describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
-    )
+        logger.info("duplicate event for a candidate already decided", extra={"job_name": candidate.run})
+        return {"job_name": candidate.run, "decision": run["decision"], "duplicate": True}
+    if not candidate.model_data_url:
+        described = client("sagemaker").describe_training_job(TrainingJobName=job)
+        candidate = replace(
+            candidate,
+            model_data_url=described["ModelArtifacts"]["S3ModelArtifacts"],
+            job_arn=candidate.job_arn or str(described.get("TrainingJobArn") or ""),
+        )
+    model_url = str(candidate.model_data_url)
     champion_url = artifacts.champion_url(settings.champion_parameter)
     candidate_eval: dict[str, Any] | None = None
     try:
         candidate_eval = artifacts.model_files(model_url).evaluation
-        candidate = artifacts.primary_metric(candidate_eval, where=f"{model_url} evaluation.json")
+        primary = artifacts.primary_metric(candidate_eval, where=f"{model_url} evaluation.json")
     except artifacts.ArtifactError as error:
         verdict = Verdict(False, f"candidate not evaluable: {error}", "", None, None, None)
     else:
@@ -326,30 +460,38 @@ def evaluate_candidate(change: TrainingJobChange, settings: Settings, now: datet
             except artifacts.ArtifactError as error:
                 logger.warning("champion evaluation unreadable; the floor alone decides", extra={"error": str(error)})
         verdict = decide_promotion(
-            candidate, champion, metric_floor=settings.policy.metric_floor, tolerance=settings.policy.tolerance
+            primary, champion, metric_floor=settings.policy.metric_floor, tolerance=settings.policy.tolerance
         )
     logger.info(
         "candidate decided",
-        extra={"job_name": job, "approved": verdict.approved, "reason": verdict.reason, "model_data_url": model_url},
+        extra={
+            "job_name": job,
+            "tuning_job": candidate.tuning_job,
+            "approved": verdict.approved,
+            "reason": verdict.reason,
+            "model_data_url": model_url,
+        },
     )
-    package_arn = register_package(change, settings, model_url, candidate_eval, verdict, champion_url, run)
+    package_arn = register_package(candidate, settings, model_url, candidate_eval, verdict, champion_url, run)
     result: dict[str, Any] = {
-        "job_name": job,
+        "job_name": candidate.run,
         "decision": "approved" if verdict.approved else "rejected",
         "reason": verdict.reason,
         "model_package_arn": package_arn,
     }
+    if candidate.tuning_job:
+        result["best_training_job"] = job
     if verdict.approved:
-        result["deployment"] = deploy_candidate(job, model_url, package_arn, champion_url, settings, now)
+        result["deployment"] = deploy_candidate(candidate, model_url, package_arn, champion_url, settings, now)
     else:
         notify(
             settings.operator_topic_arn,
-            f"sagecycle {settings.stage}: candidate rejected: {job}",
+            f"sagecycle {settings.stage}: candidate rejected: {candidate.run}",
             {"event": "candidate-rejected", "stage": settings.stage, **result, "champion": champion_url},
         )
     runs.update_item(
         table,
-        runs.run_key(job),
+        runs.run_key(candidate.run),
         set_values={
             "status": "Completed",
             "decision": result["decision"],
@@ -365,7 +507,7 @@ def evaluate_candidate(change: TrainingJobChange, settings: Settings, now: datet
 
 
 def register_package(
-    change: TrainingJobChange,
+    candidate: Candidate,
     settings: Settings,
     model_url: str,
     evaluation: Mapping[str, Any] | None,
@@ -374,7 +516,8 @@ def register_package(
     run: Mapping[str, Any],
 ) -> str:
     """CreateModelPackage: every candidate is registered, approved or rejected, with the reason."""
-    model = build_model(settings.training, model_name=change.job_name, model_data_url=model_url, run_id=change.job_name)
+    job = candidate.job_name
+    model = build_model(settings.training, model_name=job, model_data_url=model_url, run_id=job)
     container = {k: model["PrimaryContainer"][k] for k in ("Image", "ModelDataUrl", "Environment")}
     endpoint = settings.training.endpoint
     inference: dict[str, Any] = {
@@ -387,7 +530,8 @@ def register_package(
     inference["SupportedTransformInstanceTypes"] = [settings.training.transform.instance_type]
     metadata = _metadata(
         {
-            "training-job": change.job_name,
+            "training-job": job,
+            "tuning-job": candidate.tuning_job,
             "decision": "approved" if verdict.approved else "rejected",
             "reason": verdict.reason,
             "primary-metric": verdict.metric or None,
@@ -404,28 +548,37 @@ def register_package(
     )
     params: dict[str, Any] = {
         "ModelPackageGroupName": settings.model_package_group,
-        "ModelPackageDescription": sanitize_tag_text(f"{change.job_name}: {verdict.reason}", 1000),
+        "ModelPackageDescription": sanitize_tag_text(f"{job}: {verdict.reason}", 1000),
         "InferenceSpecification": inference,
         "ModelApprovalStatus": "Approved" if verdict.approved else "Rejected",
         "CustomerMetadataProperties": metadata,
-        "ClientToken": client_token("package", change.job_name),
+        "ClientToken": client_token("package", job),
     }
-    if change.job_arn:
-        params["MetadataProperties"] = {"GeneratedBy": change.job_arn}
+    if candidate.job_arn:
+        params["MetadataProperties"] = {"GeneratedBy": candidate.job_arn}
     statistics = _put_evaluation(model_url, evaluation)
     if statistics:
         params["ModelMetrics"] = {
             "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics}}
         }
     arn = str(client("sagemaker").create_model_package(**params)["ModelPackageArn"])
-    logger.info("model package registered", extra={"job_name": change.job_name, "model_package_arn": arn})
+    logger.info("model package registered", extra={"job_name": job, "model_package_arn": arn})
     return arn
 
 
 def deploy_candidate(
-    job: str, model_url: str, package_arn: str, champion_url: str | None, settings: Settings, now: datetime
+    candidate: Candidate,
+    model_url: str,
+    package_arn: str,
+    champion_url: str | None,
+    settings: Settings,
+    now: datetime,
 ) -> str:
-    """CreateModel, CreateEndpointConfig, and the guarded UpdateEndpoint (or a queued one if busy)."""
+    """CreateModel, CreateEndpointConfig, and the guarded UpdateEndpoint (or a queued one if busy).
+
+    Model and endpoint config are named after the training job that wrote the model (a tuning job's best).
+    """
+    job = candidate.job_name
     sagemaker = client("sagemaker")
     _exists_ok(
         sagemaker.create_model,
@@ -444,9 +597,12 @@ def deploy_candidate(
         "previous_model_data_url": champion_url,
         "previous_package_arn": champion.get("package_arn") if champion.get("model_data_url") == champion_url else None,
         "training_job": job,
+        "run": candidate.run,
         "started_at": epoch(now),
         "started_at_iso": iso(now),
     }
+    if candidate.tuning_job:
+        record["tuning_job"] = candidate.tuning_job
     endpoint = describe_endpoint(settings.endpoint_name)
     if endpoint is None:
         # Nothing serves yet: the approved candidate becomes the champion the endpoint will be created from.
@@ -569,8 +725,9 @@ def finish_deployment(
             **({"reason": reason} if reason else {}),
         },
     )
-    if deployment.get("training_job"):
-        runs.update_item(table, runs.run_key(str(deployment["training_job"])), set_values={"deployment": outcome})
+    run = deployment.get("run") or deployment.get("training_job")  # records before tuning had no "run"
+    if run:
+        runs.update_item(table, runs.run_key(str(run)), set_values={"deployment": outcome})
     runs.delete_item(
         table,
         runs.DEPLOYMENT,

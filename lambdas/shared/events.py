@@ -5,9 +5,15 @@ Shapes (samples in tests/events/):
   URL-encoded), the `s3:TestEvent` S3 sends when notifications are configured, an EventBridge
   "Object Created" event (S3 -> EventBridge -> SQS; keys not encoded), or either inside an SNS envelope.
 - EventBridge: "Scheduled Event" (aws.events), "CloudWatch Alarm State Change" (aws.cloudwatch),
-  "SageMaker Training Job State Change", "SageMaker Endpoint Deployment State Change" and
-  "SageMaker Endpoint State Change" (aws.sagemaker). SageMaker's endpoint events spell statuses
-  `IN_SERVICE`, the API `InService`: `normalise_status` maps both to the API spelling.
+  "SageMaker Training Job State Change", "SageMaker HyperParameter Tuning Job State Change",
+  "SageMaker Endpoint Deployment State Change" and "SageMaker Endpoint State Change" (aws.sagemaker).
+  SageMaker's endpoint events spell statuses `IN_SERVICE`, the API `InService`: `normalise_status` maps
+  both to the API spelling.
+- The tuning job event's detail mirrors DescribeHyperParameterTuningJob, but AWS's documented sample and
+  schema carry only name, ARN, status, counters, definition and tags: `BestTrainingJob`, `FailureReason`
+  and `HyperParameterTuningEndTime` are optional here, and the reader asks DescribeHyperParameterTuningJob
+  for what is missing. A tuning job's child training jobs send training job events too, with
+  `TuningJobArn` in the detail when SageMaker includes it (DescribeTrainingJob always has it).
 
 A malformed event raises EventShapeError naming the missing field. Stdlib only.
 """
@@ -17,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -29,9 +35,11 @@ SOURCE_SAGEMAKER: Final = "aws.sagemaker"
 DETAIL_SCHEDULED: Final = "Scheduled Event"
 DETAIL_ALARM: Final = "CloudWatch Alarm State Change"
 DETAIL_TRAINING_JOB: Final = "SageMaker Training Job State Change"
+DETAIL_TUNING_JOB: Final = "SageMaker HyperParameter Tuning Job State Change"
 DETAIL_ENDPOINT_DEPLOYMENT: Final = "SageMaker Endpoint Deployment State Change"
 DETAIL_ENDPOINT: Final = "SageMaker Endpoint State Change"
 TERMINAL_TRAINING_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
+TERMINAL_TUNING_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
 
 
 class EventShapeError(ValueError):
@@ -242,6 +250,7 @@ class TrainingJobChange:
     secondary_status: str
     failure_reason: str
     model_data_url: str | None
+    tuning_job_arn: str = ""  # set for a tuning job's child (when the event carries it)
 
     @property
     def terminal(self) -> bool:
@@ -259,6 +268,53 @@ def parse_training_job_event(event: Mapping[str, Any]) -> TrainingJobChange:
         secondary_status=str(_opt(event, "detail", "SecondaryStatus") or ""),
         failure_reason=str(_opt(event, "detail", "FailureReason") or ""),
         model_data_url=artifacts if isinstance(artifacts, str) and artifacts.startswith("s3://") else None,
+        tuning_job_arn=str(_opt(event, "detail", "TuningJobArn") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class TuningJobChange:
+    event_id: str
+    time: datetime
+    job_name: str
+    job_arn: str
+    status: str  # InProgress | Completed | Failed | Stopping | Stopped (API spelling)
+    failure_reason: str  # "" when the event does not carry it
+    best_training_job: str | None  # BestTrainingJob.TrainingJobName, when the event carries it
+    best_training_job_arn: str | None
+    end_time: datetime | None  # HyperParameterTuningEndTime, when the event carries it
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_TUNING_STATES
+
+
+def _optional_time(mapping: Any, *path: str) -> datetime | None:
+    """A timestamp that may be absent: epoch milliseconds (number or digits) or ISO-8601."""
+    raw = _opt(mapping, *path)
+    if isinstance(raw, bool) or raw is None or raw == "":
+        return None
+    try:
+        if isinstance(raw, int | float):
+            return datetime.fromtimestamp(raw / 1000, UTC)
+        return parse_time(str(raw))
+    except (ValueError, OverflowError, OSError):
+        raise EventShapeError(f"event field {'.'.join(path)} is not a timestamp: {raw!r}") from None
+
+
+def parse_tuning_job_event(event: Mapping[str, Any]) -> TuningJobChange:
+    best = _opt(event, "detail", "BestTrainingJob", "TrainingJobName")
+    best_arn = _opt(event, "detail", "BestTrainingJob", "TrainingJobArn")
+    return TuningJobChange(
+        event_id=_str(event, "id"),
+        time=_time(event, "time"),
+        job_name=_str(event, "detail", "HyperParameterTuningJobName"),
+        job_arn=str(_opt(event, "detail", "HyperParameterTuningJobArn") or ""),
+        status=normalise_status(_str(event, "detail", "HyperParameterTuningJobStatus")),
+        failure_reason=str(_opt(event, "detail", "FailureReason") or ""),
+        best_training_job=best if isinstance(best, str) and best else None,
+        best_training_job_arn=best_arn if isinstance(best_arn, str) and best_arn else None,
+        end_time=_optional_time(event, "detail", "HyperParameterTuningEndTime"),
     )
 
 

@@ -3,17 +3,21 @@
 One DynamoDB table: partition key `pk` (String), sort key `sk` (String), TTL attribute `expires_at`
 (epoch seconds; only lock, object and rollback items carry it). Items, as (pk, sk):
 
-    (lock, training)                 the one-training-at-a-time lock: owner (= training job name),
-                                     trigger_id, acquired_at, expires_at (lock TTL)
+    (lock, training)                 the one-training-at-a-time lock: owner (= training or tuning job
+                                     name), trigger_id, acquired_at, expires_at (lock TTL)
     (state, new-data)                last_accepted_at, last_accepted_key, accepted_files (counter)
     (state, training)                last_started_at, last_job, day (UTC YYYY-MM-DD), day_count
+    (state, tuning)                  last_completed_job, completed_at: the next tuning job's warm-start parent
     (state, deployment)              the endpoint update in flight: endpoint_config_name
     (state, champion)                model_data_url, package_arn, previous_model_data_url, previous_package_arn
     (state, drift)                   capture watermark: last_modified_ms, last_key
     (object#<bucket>/<key>, <ident>) one ingested upload (ident = versionId, else sequencer, else ETag):
                                      status processing|accepted|quarantined|missing, destination, sha256
-    (run, <training job name>)       the run: reason, trigger summary, started_at, status, decision, ...
-                                     (job names start with <prefix>-<yymmdd-HHMM>: a Query reads them in order)
+    (run, <training job name>)       the run: kind training|tuning, trigger_kind, reason, trigger summary,
+    (run, <tuning job name>)         started_at, status, decision, ... (tuning: warm_start_parent and the
+                                     best training job, whose model was the candidate)
+                                     (training job names start with <prefix>-<yymmdd-HHMM>: a Query reads
+                                     them in order; tuning job names are too short for the time stamp)
     (deployment, <endpoint config>)  one endpoint update: kind promotion|rollback, model_data_url, status
     (rollback, <alarm>@<timestamp>)  the alarm responder's at-most-once marker per alarm episode
 
@@ -39,6 +43,7 @@ TRAINING: Final[Key] = ("state", "training")
 DEPLOYMENT: Final[Key] = ("state", "deployment")
 CHAMPION: Final[Key] = ("state", "champion")
 DRIFT: Final[Key] = ("state", "drift")
+TUNING: Final[Key] = ("state", "tuning")
 
 
 def run_key(job_name: str) -> Key:
@@ -303,4 +308,25 @@ def record_accepted(table: str, *, key: str, now: datetime) -> None:
         NEW_DATA,
         set_values={"last_accepted_at": epoch(now), "last_accepted_key": key},
         add_values={"accepted_files": 1},
+    )
+
+
+# --------------------------------------------------------------------------------------- tuning state
+
+
+def last_completed_tuning_job(table: str) -> str | None:
+    """The newest tuning job that completed (the promote function records it): the next warm-start parent."""
+    name = (get_item(table, TUNING) or {}).get("last_completed_job")
+    return str(name) if name else None
+
+
+def record_tuning_completed(table: str, *, job_name: str, completed_at: int) -> bool:
+    """Remember a completed tuning job; a late duplicate of an older job's event does not replace a newer one."""
+    return update_item(
+        table,
+        TUNING,
+        set_values={"last_completed_job": job_name, "completed_at": completed_at},
+        condition="attribute_not_exists(#at) OR #at <= :at",
+        names={"#at": "completed_at"},
+        values={":at": completed_at},
     )

@@ -1,4 +1,10 @@
-"""The one start function: every trigger ends here, and at most one training job runs at a time.
+"""The one start function: every trigger ends here, and at most one training (or tuning) job runs at a time.
+
+What starts: one CreateTrainingJob, or, when TRAINING_SETTINGS has `tuning.enabled`, one
+CreateHyperParameterTuningJob (`build_tuning_job`) instead, warm-started from the last tuning job that
+completed (the promote function records it in the runs table; none on the first run). If SageMaker refuses
+that warm start (ValidationException: search space changed too much, parent deleted), the tuning job starts
+cold. Everything below applies to both kinds alike; "job" is whichever one runs.
 
 Triggers (parse_trigger):
 - new-data: `{"source": "sagecycle.ingest", "trigger": "new-data", "keys": [...], "batch_id": ...}` from ingest;
@@ -13,11 +19,12 @@ Decision (decide, a plain function of trigger, state, policy and time), in this 
 3. at most `daily_cap` starts per UTC day, manual included (skip: daily-cap).
 4. the lock: a conditional PutItem on `lock#training` (`attribute_not_exists(pk) OR expires_at < :now`),
    owned by the job name, expiring after `lock_ttl_seconds` (skip: locked). The promote function releases
-   it when the job ends. Under the lock the state is read and decided again.
+   it when the job ends (a tuning job: its own end, never a child training job's). Under the lock the state
+   is read and decided again.
 Duplicates: the whole start runs as a Powertools idempotent function keyed on the trigger id (ingest:
 batch_id, EventBridge: event id, alarm: name + state-change timestamp), and the job name is derived from
-the same id (`training_job_name`), so even a replay after the idempotency record expired fails fast with
-ResourceInUse instead of starting a second job.
+the same id (`training_job_name` / `tuning_job_name`), so even a replay after the idempotency record expired
+fails fast with ResourceInUse instead of starting a second job.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from math import ceil
 from typing import Any, Final, Literal
 
 from aws_lambda_powertools import Logger
@@ -53,7 +61,13 @@ from lambdas.shared.events import (
     parse_scheduled_event,
 )
 from lambdas.shared.function_settings import app_from_prefix, longest_job_seconds, retrain_policy, training_settings
-from lambdas.shared.jobspec import TrainingSpecSettings, build_training_job, training_job_name
+from lambdas.shared.jobspec import (
+    TrainingSpecSettings,
+    build_training_job,
+    build_tuning_job,
+    training_job_name,
+    tuning_job_name,
+)
 from lambdas.shared.policy import RetrainPolicy
 from lambdas.shared.runtime import ConfigError, client, env_str, epoch, error_code, iso, parse_time
 
@@ -68,6 +82,19 @@ SKIP_NO_NEW_DATA: Final = "no-new-data"
 RUN_RECORD_KEYS: Final = 20
 
 Kind = Literal["new-data", "schedule", "alarm", "manual"]
+JobKind = Literal["training", "tuning"]
+RUNNING_STATES: Final = frozenset({"InProgress", "Stopping"})
+
+
+def longest_run_seconds(training: TrainingSpecSettings) -> int:
+    """The most wall time one run may take: a training job, or a tuning job (its own limit, else its children
+    in waves of `max_parallel_jobs`, each as long as a training job may be)."""
+    if not training.tuning.enabled:
+        return longest_job_seconds(training)
+    tuning = training.tuning
+    if tuning.max_runtime_seconds is not None:
+        return tuning.max_runtime_seconds
+    return ceil(tuning.max_jobs / tuning.max_parallel_jobs) * longest_job_seconds(training)
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,10 @@ class Settings:
     policy: RetrainPolicy
 
     @property
+    def job_kind(self) -> JobKind:
+        return "tuning" if self.training.tuning.enabled else "training"
+
+    @property
     def retrain_alarms(self) -> frozenset[str]:
         return frozenset(alarm_name(self.app, self.stage, s) for s in (DRIFT_ALARM_SUFFIX, QUALITY_ALARM_SUFFIX))
 
@@ -88,14 +119,14 @@ class Settings:
         stage = env_str(ENV_STAGE, environ)
         training = training_settings(environ)
         policy = retrain_policy(environ)
-        if policy.lock_ttl_seconds < longest_job_seconds(training):
+        longest = longest_run_seconds(training)
+        if policy.lock_ttl_seconds < longest:
+            what = "tuning" if training.tuning.enabled else "training"
             raise ConfigError(
                 f"{ENV_RETRAIN_POLICY}.lock_ttl_seconds ({policy.lock_ttl_seconds}) is shorter than the longest "
-                f"training job {ENV_TRAINING_SETTINGS} allows ({longest_job_seconds(training)} s): a second job "
-                "could start while the first still runs"
+                f"{what} job {ENV_TRAINING_SETTINGS} allows ({longest} s): a second job could start while the "
+                "first still runs"
             )
-        if training.tuning.enabled:
-            logger.warning("tuning is enabled in the settings; this function starts single training jobs")
         return cls(
             stage=stage,
             app=app_from_prefix(training.job_name_prefix, stage),
@@ -222,7 +253,9 @@ def decide(trigger: Trigger, state: runs.TrainingState, policy: RetrainPolicy, n
 
 
 def job_name_for(trigger: Trigger, settings: Settings) -> str:
-    return training_job_name(settings.training.job_name_prefix, trigger.trigger_id, event_time=trigger.event_time)
+    """The training job's name, or the tuning job's (<= 32 characters) when tuning is on."""
+    name = tuning_job_name if settings.job_kind == "tuning" else training_job_name
+    return name(settings.training.job_name_prefix, trigger.trigger_id, event_time=trigger.event_time)
 
 
 # ------------------------------------------------------------------------------------------------ start
@@ -241,26 +274,60 @@ def _skipped(trigger: Trigger, decision: Decision) -> dict[str, Any]:
     }
 
 
-def _record_run(settings: Settings, trigger: Trigger, job_name: str, now: datetime) -> None:
+def _record_run(
+    settings: Settings, trigger: Trigger, job_name: str, now: datetime, extra: Mapping[str, Any] | None = None
+) -> None:
     runs.put_item(
         settings.runs_table,
         runs.run_key(job_name),
         {
             "job_name": job_name,
             "trigger_id": trigger.trigger_id,
-            "kind": trigger.kind,
+            "kind": settings.job_kind,
+            "trigger_kind": trigger.kind,
             "reason": trigger.reason,
             "trigger": trigger.summary,
             "keys": list(trigger.keys),
             "started_at": epoch(now),
             "started_at_iso": iso(now),
             "status": "InProgress",
+            **(extra or {}),
         },
     )
 
 
+def _create_job(trigger: Trigger, settings: Settings) -> dict[str, Any]:
+    """CreateTrainingJob, or CreateHyperParameterTuningJob when tuning is on; returns what the run record adds."""
+    common: dict[str, Any] = {
+        "run_id": trigger.trigger_id,
+        "reason": trigger.reason,
+        "trigger": trigger.summary,
+        "event_time": trigger.event_time,
+    }
+    sagemaker = client("sagemaker")
+    if settings.job_kind == "training":
+        sagemaker.create_training_job(**build_training_job(settings.training, **common))
+        return {}
+    parent = runs.last_completed_tuning_job(settings.runs_table)
+    try:
+        sagemaker.create_hyper_parameter_tuning_job(
+            **build_tuning_job(settings.training, **common, warm_start_parent=parent)
+        )
+    except ClientError as error:
+        if parent is None or error_code(error) != "ValidationException":
+            raise
+        # A parent whose search space no longer fits (or that was deleted) must not wedge retraining.
+        logger.warning(
+            "warm start refused; starting the tuning job cold", extra={"parent": parent, "error": str(error)}
+        )
+        sagemaker.create_hyper_parameter_tuning_job(**build_tuning_job(settings.training, **common))
+        return {"warm_start_parent": None, "warm_start_refused": f"{parent}: {error}"[:1000]}
+    return {"warm_start_parent": parent}
+
+
 def start_training(trigger: Trigger, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Decide, lock, CreateTrainingJob, record. Returns what happened (also the idempotent response)."""
+    """Decide, lock, start the job (training or tuning), record. Returns what happened (also the idempotent
+    response)."""
     table = settings.runs_table
     decision = decide(trigger, runs.read_training_state(table), settings.policy, now)
     if not decision.start:
@@ -270,52 +337,61 @@ def start_training(trigger: Trigger, settings: Settings, now: datetime) -> dict[
         table, owner=job_name, trigger_id=trigger.trigger_id, now=now, ttl_seconds=settings.policy.lock_ttl_seconds
     ):
         holder = runs.lock_holder(table) or {}
-        return _skipped(
-            trigger, Decision(False, SKIP_LOCKED, f"training job {holder.get('owner', '?')} holds the lock")
-        )
+        return _skipped(trigger, Decision(False, SKIP_LOCKED, f"job {holder.get('owner', '?')} holds the lock"))
     state = runs.read_training_state(table)  # again, under the lock: another start may have just finished
     decision = decide(trigger, state, settings.policy, now)
     if not decision.start:
         runs.release_lock(table, owner=job_name)
         return _skipped(trigger, decision)
-    params = build_training_job(
-        settings.training,
-        run_id=trigger.trigger_id,
-        reason=trigger.reason,
-        trigger=trigger.summary,
-        event_time=trigger.event_time,
-    )
+    kind = settings.job_kind
     try:
-        client("sagemaker").create_training_job(**params)
+        extra = _create_job(trigger, settings)
     except ClientError as error:
         if error_code(error) == "ResourceInUse":
             return _already_started(trigger, settings, job_name, state, now)
         runs.release_lock(table, owner=job_name)
-        logger.exception("CreateTrainingJob failed; lock released", extra={"job_name": job_name})
+        logger.exception(f"starting the {kind} job failed; lock released", extra={"job_name": job_name})
         raise
     except Exception:
         runs.release_lock(table, owner=job_name)
-        logger.exception("CreateTrainingJob failed; lock released", extra={"job_name": job_name})
+        logger.exception(f"starting the {kind} job failed; lock released", extra={"job_name": job_name})
         raise
     runs.record_training_started(table, job_name=job_name, now=now, state=state)
-    _record_run(settings, trigger, job_name, now)
+    _record_run(settings, trigger, job_name, now, extra)
     logger.info(
-        "training job started", extra={"job_name": job_name, "reason": trigger.reason, "trigger": trigger.summary}
+        f"{kind} job started",
+        extra={"job_name": job_name, "reason": trigger.reason, "trigger": trigger.summary, **extra},
     )
-    return {"started": True, "job_name": job_name, "reason": trigger.reason, "trigger": trigger.trigger_id}
+    return {
+        "started": True,
+        "job_name": job_name,
+        "kind": kind,
+        "reason": trigger.reason,
+        "trigger": trigger.trigger_id,
+    }
+
+
+def _job_status(settings: Settings, job_name: str) -> str:
+    sagemaker = client("sagemaker")
+    if settings.job_kind == "tuning":
+        described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
+        return str(described["HyperParameterTuningJobStatus"])
+    return str(sagemaker.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"])
 
 
 def _already_started(
     trigger: Trigger, settings: Settings, job_name: str, state: runs.TrainingState, now: datetime
 ) -> dict[str, Any]:
     """This trigger's job exists already (a replay after the idempotency record expired)."""
-    status = client("sagemaker").describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"]
-    if status in ("InProgress", "Stopping"):
+    status = _job_status(settings, job_name)
+    if status in RUNNING_STATES:
         # The lock we hold names this very job: keep it, and make sure the run is on record.
         if runs.get_item(settings.runs_table, runs.run_key(job_name)) is None:
             runs.record_training_started(settings.runs_table, job_name=job_name, now=now, state=state)
             _record_run(settings, trigger, job_name, now)
     else:
         runs.release_lock(settings.runs_table, owner=job_name)
-    logger.info("training job for this trigger exists already", extra={"job_name": job_name, "status": status})
+    logger.info(
+        f"{settings.job_kind} job for this trigger exists already", extra={"job_name": job_name, "status": status}
+    )
     return {"started": False, "duplicate": True, "job_name": job_name, "trigger": trigger.trigger_id}

@@ -326,3 +326,27 @@ def test_bucket_perimeter_exempts_the_deploy_copier_and_glue_roles_by_tag(tmp_pa
     assert {c.function_name("sagecycle", "dev", k) for k in c.FUNCTIONS} <= tagged("Retraining")
     assert any("BucketDeployment" in name for name in tagged("Model"))
     assert not any("execution" in name for name in tagged("Model"))
+
+
+@pytest.mark.parametrize("tuning", [False, True])
+def test_the_start_function_accepts_the_policy_the_stack_gives_it(tuning: bool) -> None:
+    # GIVEN prod's configuration, with and without tuning
+    from config.settings import load_config
+    from lambdas.shared.function_settings import training_settings as lambda_training_settings
+    from lambdas.start_training.logic import Settings as StartSettings
+    from stacks.retraining_stack import ModelFacts, retrain_policy, training_settings
+
+    cfg = load_config("prod", operator_email="ops@example.com", overrides={"training": {"tuning": {"enabled": tuning}}})
+    facts = ModelFacts("img:1", "sagecycle-prod-sagemaker-execution", "sourcedir-0.tar.gz", "/p", "sagecycle-prod")
+    environ = {
+        c.ENV_STAGE: "prod",
+        c.ENV_RUNS_TABLE: "runs",
+        c.ENV_IDEMPOTENCY_TABLE: "idem",
+        c.ENV_TRAINING_SETTINGS: training_settings(cfg, facts, "aws").to_json(),
+        c.ENV_RETRAIN_POLICY: json.dumps(retrain_policy(cfg)),
+    }
+    # WHEN the start function loads its settings THEN the lock outlives the longest run it may start
+    settings = StartSettings.from_env(environ)
+    assert lambda_training_settings(environ).tuning.enabled is tuning
+    waves = 10 if tuning else 1  # 20 tuning jobs, 2 at a time
+    assert settings.policy.lock_ttl_seconds == waves * cfg.training.max_runtime_s + 3600

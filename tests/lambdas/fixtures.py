@@ -13,7 +13,7 @@ import json
 import random
 import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import moto  # noqa: F401 - imported before any client exists, so moto sees ever
 from botocore.awsrequest import AWSResponse
 
 from lambdas.shared import contract as c
-from lambdas.shared.jobspec import EndpointSettings, TrainingSpecSettings
+from lambdas.shared.jobspec import EndpointSettings, TrainingSpecSettings, TuningSettings
 from lambdas.shared.runtime import client, session
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "functions"
@@ -59,6 +59,8 @@ SETTINGS = TrainingSpecSettings(
     tags={"project": APP, "stage": STAGE},
     endpoint=EndpointSettings(variant_name=c.VARIANT_NAME, rollback_alarm_names=tuple(ROLLBACK_ALARMS)),
 )
+# Tuning on: 4 children, 2 at a time, so two waves of the 3600 s jobs fit POLICY's 7200 s lock.
+TUNING_SETTINGS = replace(SETTINGS, tuning=TuningSettings(enabled=True, max_jobs=4, max_parallel_jobs=2))
 POLICY: dict[str, Any] = {
     "min_interval_minutes": 60,
     "daily_cap": 4,

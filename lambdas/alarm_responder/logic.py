@@ -24,7 +24,7 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from lambdas.shared import runs
+from lambdas.shared import artifacts, runs
 from lambdas.shared.contract import (
     ENDPOINT_ALARMS,
     ENV_CHAMPION_PARAMETER,
@@ -45,7 +45,7 @@ from lambdas.shared.jobspec import (
     resource_name,
 )
 from lambdas.shared.policy import RetrainPolicy
-from lambdas.shared.runtime import client, env_arn, env_str, epoch, error_code, iso
+from lambdas.shared.runtime import client, create_if_absent, env_arn, env_str, epoch, error_code, iso
 from lambdas.shared.telemetry import notify
 
 logger = Logger(service=FUNCTIONS["alarm_responder"], child=True)
@@ -141,25 +141,10 @@ def parameter(name: str) -> str | None:
 
 
 def serving_model_url(endpoint: Mapping[str, Any]) -> str | None:
-    """The model data URL behind the endpoint's current config (None when it cannot be told)."""
-    sagemaker = client("sagemaker")
-    try:
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-        model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-    except (ClientError, KeyError, IndexError) as error:
-        logger.warning("cannot tell which model the endpoint serves", extra={"error": str(error)})
-        return None
-    url = (model.get("PrimaryContainer") or {}).get("ModelDataUrl")
-    return str(url) if url else None
-
-
-def _exists_ok(call: Any, **params: Any) -> None:
-    try:
-        call(**params)
-    except ClientError as error:
-        if error_code(error) in ("ValidationException", "ResourceInUse") and "already exist" in str(error).lower():
-            return
-        raise
+    url = artifacts.serving_model_url(dict(endpoint))
+    if url is None:
+        logger.warning("cannot tell which model the endpoint serves", extra={"endpoint": endpoint.get("EndpointName")})
+    return url
 
 
 def roll_back(alarm: AlarmChange, endpoint: Mapping[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
@@ -170,11 +155,11 @@ def roll_back(alarm: AlarmChange, endpoint: Mapping[str, Any], settings: Setting
         return {"action": "none", "reason": why}
     name = rollback_config_name(settings.training, target)
     sagemaker = client("sagemaker")
-    _exists_ok(
+    create_if_absent(
         sagemaker.create_model,
         **build_model(settings.training, model_name=name, model_data_url=target, run_id=alarm.episode),
     )
-    _exists_ok(
+    create_if_absent(
         sagemaker.create_endpoint_config,
         **build_endpoint_config(settings.training, endpoint_config_name=name, model_name=name, run_id=alarm.episode),
     )

@@ -46,7 +46,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from aws_lambda_powertools import Logger
@@ -70,13 +70,16 @@ from lambdas.shared.jobspec import (
     build_endpoint_config,
     build_model,
     build_update_endpoint,
+    resource_name,
     sanitize_tag_text,
 )
 from lambdas.shared.policy import RetrainPolicy
-from lambdas.shared.runtime import client, env_arn, env_str, env_str_list, epoch, error_code, iso
+from lambdas.shared.runtime import client, create_if_absent, env_arn, env_str, env_str_list, epoch, error_code, iso
 from lambdas.shared.telemetry import notify
 
 logger = Logger(service=FUNCTIONS["promote"], child=True)
+# A champion the endpoint strayed from is re-deployed at most once in this window (no loops).
+REASSERT_WINDOW: Final = timedelta(hours=24)
 
 PREVIOUS_SUFFIX: Final = "/previous"
 METADATA_PREFIX: Final = "sagecycle:"
@@ -186,17 +189,6 @@ def deployment_outcome(
 
 def client_token(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:32]
-
-
-def _exists_ok(call: Any, **params: Any) -> None:
-    """Create a named resource; one that exists already (an earlier attempt) is fine."""
-    try:
-        call(**params)
-    except ClientError as error:
-        message = str(error).lower()
-        if error_code(error) in ("ValidationException", "ResourceInUse") and "already exist" in message:
-            return
-        raise
 
 
 def describe_endpoint(name: str) -> dict[str, Any] | None:
@@ -580,11 +572,11 @@ def deploy_candidate(
     """
     job = candidate.job_name
     sagemaker = client("sagemaker")
-    _exists_ok(
+    create_if_absent(
         sagemaker.create_model,
         **build_model(settings.training, model_name=job, model_data_url=model_url, run_id=job),
     )
-    _exists_ok(
+    create_if_absent(
         sagemaker.create_endpoint_config,
         **build_endpoint_config(settings.training, endpoint_config_name=job, model_name=job, run_id=job),
     )
@@ -646,8 +638,7 @@ def handle_endpoint(change: EndpointChange, settings: Settings, now: datetime) -
     table = settings.runs_table
     pointer = runs.get_item(table, runs.DEPLOYMENT)
     if not pointer:
-        logger.info("no deployment in flight; event noted", extra={"status": change.status})
-        return {"ignored": "no deployment in flight"}
+        return reassert_champion(settings, now)
     config = str(pointer["endpoint_config_name"])
     deployment = runs.get_item(table, runs.deployment_key(config))
     if not deployment:
@@ -676,6 +667,63 @@ def handle_endpoint(change: EndpointChange, settings: Settings, now: datetime) -
     if outcome == "rolled_back" and not reason:
         reason = f"deployment rolled back: the endpoint serves {endpoint.get('EndpointConfigName')} again"
     return finish_deployment(deployment, outcome, reason, settings, now)
+
+
+def reassert_champion(settings: Settings, now: datetime) -> dict[str, Any]:
+    """Outside our own deployments, the endpoint must still serve the champion.
+
+    A CloudFormation update that fails rolls the endpoint back to the model CloudFormation made last, which
+    may be older than a champion promoted since; a manual UpdateEndpoint can do the same. When the endpoint
+    is InService on another model, the champion goes back in through the same guarded update, at most once
+    per champion per REASSERT_WINDOW, so a champion that keeps failing cannot make a loop.
+    """
+    endpoint = describe_endpoint(settings.endpoint_name)
+    if endpoint is None or endpoint.get("EndpointStatus") != "InService":
+        return {"ignored": "no deployment in flight"}
+    champion = artifacts.champion_url(settings.champion_parameter)
+    serving = artifacts.serving_model_url(endpoint)
+    if champion is None or serving is None or serving == champion:
+        return {"ignored": "the endpoint serves the champion"}
+    claimed = runs.put_item(
+        settings.runs_table,
+        runs.reassert_key(champion),
+        {"serving_was": serving, "at": epoch(now), "expires_at": epoch(now + REASSERT_WINDOW)},
+        condition="attribute_not_exists(pk) OR expires_at < :now",
+        values={":now": epoch(now)},
+    )
+    context = {"endpoint": settings.endpoint_name, "champion": champion, "serving": serving}
+    if not claimed:
+        logger.error("endpoint still off the champion after a re-deployment; not retrying", extra=context)
+        return {"ignored": "champion already re-deployed in this window", **context}
+    name = resource_name(f"{settings.training.job_name_prefix}-ch", champion, max_length=63)
+    sagemaker = client("sagemaker")
+    create_if_absent(
+        sagemaker.create_model,
+        **build_model(settings.training, model_name=name, model_data_url=champion, run_id=name),
+    )
+    create_if_absent(
+        sagemaker.create_endpoint_config,
+        **build_endpoint_config(settings.training, endpoint_config_name=name, model_name=name, run_id=name),
+    )
+    record = {
+        "kind": "reassert",
+        "endpoint_config_name": name,
+        "model_data_url": champion,
+        "replaced_model_data_url": serving,
+        "status": "pending",
+        "started_at": epoch(now),
+        "started_at_iso": iso(now),
+    }
+    runs.put_item(settings.runs_table, runs.deployment_key(name), record)
+    runs.put_item(settings.runs_table, runs.DEPLOYMENT, {"endpoint_config_name": name, "kind": "reassert"})
+    start_update(name, settings)
+    logger.warning("endpoint was serving another model; champion re-deployed", extra=context)
+    notify(
+        settings.operator_topic_arn,
+        f"sagecycle {settings.stage}: endpoint was off the champion - re-deploying it",
+        {"event": "champion-reasserted", "stage": settings.stage, **context, "endpoint_config": name},
+    )
+    return {"endpoint_config": name, "deployment": "reassert", **context}
 
 
 def finish_deployment(
@@ -745,6 +793,9 @@ def set_champion(deployment: Mapping[str, Any], settings: Settings, now: datetim
     A rollback (to that previous champion) leaves `previous` as it is, so the alarm responder finds the
     endpoint already serving it and never rolls "back" onto the model it just left.
     """
+    if deployment.get("kind") == "reassert":
+        logger.info("champion back in service", extra={"model_data_url": deployment.get("model_data_url")})
+        return  # the champion (and its record) never changed: only the endpoint had strayed
     ssm = client("ssm")
     new_url = str(deployment["model_data_url"])
     current = artifacts.champion_url(settings.champion_parameter)

@@ -183,3 +183,15 @@ def primary_metric(evaluation: dict[str, Any] | None, *, where: str = "evaluatio
     if known is not None and known != higher:
         raise ArtifactError(f"{where}: {name} is {'higher' if known else 'lower'}-is-better, the file says otherwise")
     return PrimaryMetric(name=name, split=str(split or ""), value=float(value), higher_is_better=higher)
+
+
+def serving_model_url(endpoint: dict[str, Any]) -> str | None:
+    """The model data URL behind the endpoint's current config (None when it cannot be told)."""
+    sagemaker = client("sagemaker")
+    try:
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    except (ClientError, KeyError, IndexError):
+        return None
+    url = (model.get("PrimaryContainer") or {}).get("ModelDataUrl")
+    return str(url) if url else None

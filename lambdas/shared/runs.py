@@ -62,6 +62,11 @@ def rollback_key(episode: str) -> Key:
     return ("rollback", episode)
 
 
+def reassert_key(model_data_url: str) -> Key:
+    """One re-deployment of a given champion per window (see promote.reassert_champion)."""
+    return ("reassert", model_data_url)
+
+
 # --------------------------------------------------------------------------------------------- marshal
 
 

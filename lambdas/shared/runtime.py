@@ -145,3 +145,15 @@ def iso(moment: datetime) -> str:
 
 def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+def create_if_absent(call: Callable[..., Any], **params: Any) -> None:
+    """Create a named resource; one that exists already (an earlier attempt of the same run) is fine."""
+    from botocore.exceptions import ClientError
+
+    try:
+        call(**params)
+    except ClientError as error:
+        if error_code(error) in ("ValidationException", "ResourceInUse") and "already exist" in str(error).lower():
+            return
+        raise

@@ -127,6 +127,29 @@ def _key(key: Key) -> dict[str, Any]:
     return {"pk": {"S": key[0]}, "sk": {"S": key[1]}}
 
 
+def _write(
+    operation: str,
+    params: dict[str, Any],
+    condition: str | None,
+    names: Mapping[str, str] | None,
+    values: Mapping[str, Any] | None,
+) -> bool:
+    """One conditional write (put_item, update_item, delete_item); False when `condition` does not hold."""
+    if condition:
+        params["ConditionExpression"] = condition
+    if names:
+        params["ExpressionAttributeNames"] = dict(names)
+    if values:
+        params["ExpressionAttributeValues"] = to_item(values)
+    try:
+        getattr(client("dynamodb"), operation)(**params)
+    except ClientError as error:
+        if condition and _conditional_failed(error):
+            return False
+        raise
+    return True
+
+
 def get_item(table: str, key: Key) -> dict[str, Any] | None:
     response = client("dynamodb").get_item(TableName=table, Key=_key(key), ConsistentRead=True)
     item = response.get("Item")
@@ -144,19 +167,7 @@ def put_item(
 ) -> bool:
     """PutItem of `item` under `key`; False when `condition` does not hold (nothing written)."""
     params: dict[str, Any] = {"TableName": table, "Item": {**to_item(item), **_key(key)}}
-    if condition:
-        params["ConditionExpression"] = condition
-    if names:
-        params["ExpressionAttributeNames"] = dict(names)
-    if values:
-        params["ExpressionAttributeValues"] = to_item(values)
-    try:
-        client("dynamodb").put_item(**params)
-    except ClientError as error:
-        if condition and _conditional_failed(error):
-            return False
-        raise
-    return True
+    return _write("put_item", params, condition, names, values)
 
 
 def update_item(
@@ -187,23 +198,8 @@ def update_item(
         adds.append(f"#a{i} :a{i}")
     if adds:
         clauses.append("ADD " + ", ".join(adds))
-    params: dict[str, Any] = {
-        "TableName": table,
-        "Key": _key(key),
-        "UpdateExpression": " ".join(clauses),
-        "ExpressionAttributeNames": expr_names,
-    }
-    if expr_values:
-        params["ExpressionAttributeValues"] = to_item(expr_values)
-    if condition:
-        params["ConditionExpression"] = condition
-    try:
-        client("dynamodb").update_item(**params)
-    except ClientError as error:
-        if condition and _conditional_failed(error):
-            return False
-        raise
-    return True
+    params: dict[str, Any] = {"TableName": table, "Key": _key(key), "UpdateExpression": " ".join(clauses)}
+    return _write("update_item", params, condition, expr_names, expr_values)
 
 
 def delete_item(
@@ -215,19 +211,7 @@ def delete_item(
     values: Mapping[str, Any] | None = None,
 ) -> bool:
     params: dict[str, Any] = {"TableName": table, "Key": _key(key)}
-    if condition:
-        params["ConditionExpression"] = condition
-    if names:
-        params["ExpressionAttributeNames"] = dict(names)
-    if values:
-        params["ExpressionAttributeValues"] = to_item(values)
-    try:
-        client("dynamodb").delete_item(**params)
-    except ClientError as error:
-        if condition and _conditional_failed(error):
-            return False
-        raise
-    return True
+    return _write("delete_item", params, condition, names, values)
 
 
 # ----------------------------------------------------------------------------------------------- lock

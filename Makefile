@@ -57,9 +57,10 @@ deploy: setup model
 model: setup
 	$(BIN)/sagecycle train --output model.tar.gz
 
-bench: setup
+## Benchmarks: training on Adult, then serving the baseline model it gives (each against its own floor).
+bench: setup model
 	$(BIN)/python -m bench.train_adult
-	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.serve --model model.tar.gz
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

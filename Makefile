@@ -54,7 +54,10 @@ deploy: setup model
 		--require-approval broadening
 
 ## A baseline model (model.tar.gz) trained on the embedded data, so the first deploy has something to serve.
-model: setup
+model: model.tar.gz
+
+# Retrained only when the training code or the embedded data change.
+model.tar.gz: $(VENV)/.installed training_scripts/*.py sagecycle/local_training.py sagecycle/data/adult.csv.gz
 	$(BIN)/sagecycle train --output model.tar.gz
 
 ## Benchmarks: training on Adult, then serving the baseline model it gives (each against its own floor).

@@ -24,5 +24,12 @@ def test_demo_trains_serves_and_beats_the_seed_over_the_real_client_path(tmp_pat
     assert served["accuracy"] > SEED["accuracy"]
     # AND the malformed upload is refused with named reasons
     assert {"wrong_column_count", "label_out_of_domain"} <= set(figures["validation_problems"])
+    # AND on the local AWS the real functions quarantined it (sidecar beside it), promoted the good file, and
+    # started exactly one training job and sent one notice although every file was delivered twice
+    keys = figures["data_keys"]
+    assert "train/new-rows.csv" in keys and not any(k.startswith("incoming/") for k in keys)
+    assert any(k.endswith("/broken.csv") for k in keys) and any(k.endswith("/broken.csv.report.json") for k in keys)
+    assert len(figures["training_jobs"]) == 1 and figures["training_jobs"][0].startswith("sagecycle-dev-")
+    assert figures["notices"] == 1
     # AND the endpoint captured what it served
     assert any((tmp_path / "capture").rglob("*.jsonl"))

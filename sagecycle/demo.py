@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,12 +57,6 @@ def summarize(templates: dict[str, dict]) -> str:
         main = ", ".join(f"{t.removeprefix('AWS::')}×{n}" for t, n in counts.most_common(5))
         lines.append(f"{name:<32} {sum(counts.values()):>9}  {main}")
     return "\n".join(lines)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for_ping(url: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -159,7 +152,7 @@ def run(work_dir: Path, *, stage: str = "dev", synth: bool = True) -> dict[str, 
     import numpy as np
 
     from lambdas.shared.validation import parse_schema, validate_bytes
-    from sagecycle.local_training import run_local_training
+    from sagecycle.local_training import free_port, run_local_training
     from training_scripts.prepare import prepare
 
     figures: dict[str, Any] = {}
@@ -182,7 +175,7 @@ def run(work_dir: Path, *, stage: str = "dev", synth: bool = True) -> dict[str, 
     )
 
     _step(3, "deploy: serve model.tar.gz on the SageMaker hosting contract at 127.0.0.1 (capturing requests)")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     capture = work_dir / "capture"
     command = [sys.executable, "-m", "sagecycle.cli", "serve", str(result.model_tar), "--port", str(port)]

@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import time
 import uuid
 import warnings
@@ -26,14 +25,11 @@ from typing import Any
 
 from config.settings import StageConfig
 from lambdas.shared import contract as c
+from sagecycle.local_training import free_port
+from stacks.model_stack import champion_parameter_name
+from stacks.naming import bucket_name, table_name
 
 ACCOUNT = "123456789012"  # moto's account
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -42,28 +38,25 @@ class Names:
 
     config: StageConfig
 
-    def _name(self, purpose: str) -> str:
-        return f"{self.config.app_name}-{self.config.stage}-{purpose}"
-
     @property
     def data_bucket(self) -> str:
-        return f"{self._name('data')}-{ACCOUNT}-{self.config.region}"
+        return bucket_name(self.config, "data", account=ACCOUNT)
 
     @property
     def model_bucket(self) -> str:
-        return f"{self._name('models')}-{ACCOUNT}-{self.config.region}"
+        return bucket_name(self.config, "models", account=ACCOUNT)
 
     @property
     def runs_table(self) -> str:
-        return self._name("runs")
+        return table_name(self.config, "runs")
 
     @property
     def idempotency_table(self) -> str:
-        return self._name("idempotency")
+        return table_name(self.config, "idempotency")
 
     @property
     def champion_parameter(self) -> str:
-        return f"/{self.config.app_name}/{self.config.stage}/champion/model-data-url"
+        return champion_parameter_name(self.config)
 
     @property
     def champion_url(self) -> str:
@@ -83,7 +76,7 @@ class LocalAws(contextlib.AbstractContextManager["LocalAws"]):
     def __init__(self, region: str) -> None:
         from moto.server import ThreadedMotoServer
 
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.region = region
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

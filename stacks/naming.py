@@ -10,11 +10,14 @@ from config.settings import StageConfig
 BUCKET_PURPOSES = ("data", "models", "trail", "access-logs")
 
 
-def bucket_name(config: StageConfig, purpose: str) -> str:
-    """`<app>-<stage>-<purpose>-<account>-<region>`: unique per account and region, at most 63 characters."""
+def bucket_name(config: StageConfig, purpose: str, *, account: str = Aws.ACCOUNT_ID) -> str:
+    """`<app>-<stage>-<purpose>-<account>-<region>`: unique per account and region, at most 63 characters.
+
+    The account is the deploy-time token unless given (the offline rehearsal's local account).
+    """
     if purpose not in BUCKET_PURPOSES:
         raise ValueError(f"unknown bucket purpose {purpose!r}; allowed: {', '.join(BUCKET_PURPOSES)}")
-    return f"{config.app_name}-{config.stage}-{purpose}-{Aws.ACCOUNT_ID}-{config.region}"
+    return f"{config.app_name}-{config.stage}-{purpose}-{account}-{config.region}"
 
 
 def table_name(config: StageConfig, purpose: str) -> str:

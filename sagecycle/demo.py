@@ -6,7 +6,8 @@
 4. predict: the seed's client code (boto3 sagemaker-runtime + the SDK's CSVSerializer) scores the test split;
 5. new data: on a local AWS (moto's server on 127.0.0.1, provisioned like the stage), the real ingest and
    start-training functions quarantine a malformed upload, promote a good one and start one retraining job,
-   even when every file is delivered twice;
+   even when every file is delivered twice; the job trains here on its own S3 channels, and the real promote
+   function compares it with the champion, registers it and, if it is no worse, makes it the champion;
 6. synthesize: every stack of the stage, with no AWS call, and what would be deployed.
 
 Nothing here needs an AWS account: the endpoint is a real HTTP server on 127.0.0.1, the AWS APIs are moto's
@@ -105,42 +106,66 @@ def _metrics(labels: Any, scores: Any, cutoff: float) -> dict[str, float]:
     return {"accuracy": right / len(labels), "right": right, "p0": precision[0], "p1": precision[1]}
 
 
-def _new_data(work_dir: Path, champion: Path, train_file: Path, bad: bytes) -> dict[str, Any]:
-    """Upload a good and a malformed file to incoming/ and let the deployed functions' own code react."""
+def _new_data(work_dir: Path, champion: Path, prepared_dir: Path, bad: bytes) -> dict[str, Any]:
+    """New data on the local AWS, through the deployed functions' own code, to a retrained champion."""
     from config.settings import load_config
-    from sagecycle.rehearsal import Functions, LocalAws, operator_notices, provision
+    from sagecycle.rehearsal import Functions, LocalAws, LocalSageMaker, operator_notices, provision
 
     config = load_config("dev")
-    good = b"".join(train_file.read_bytes().splitlines(keepends=True)[:2000])
+    good = b"".join((prepared_dir / "train" / "train.csv").read_bytes().splitlines(keepends=True)[:2000])
     with LocalAws(config.region) as aws:
-        stage = provision(aws, config, champion)
+        stage = provision(aws, config, champion, prepared_data=prepared_dir)
         functions = Functions(aws, stage, config, work_dir / "functions.log")
-        s3, bucket = aws.client("s3"), stage.names.data_bucket
-        s3.put_object(Bucket=bucket, Key="incoming/new-rows.csv", Body=good)
-        s3.put_object(Bucket=bucket, Key="incoming/broken.csv", Body=bad)
-        print(f"      local AWS at {aws.url}: uploaded incoming/new-rows.csv (2,000 rows) and incoming/broken.csv")
-        batch = functions.new_data_event(["incoming/new-rows.csv", "incoming/broken.csv"])
+        s3, sagemaker, bucket = aws.client("s3"), aws.client("sagemaker"), stage.names.data_bucket
         try:
+            s3.put_object(Bucket=bucket, Key="incoming/new-rows.csv", Body=good)
+            s3.put_object(Bucket=bucket, Key="incoming/broken.csv", Body=bad)
+            print(f"      local AWS at {aws.url}: uploaded incoming/new-rows.csv (2,000 rows) and incoming/broken.csv")
+            batch = functions.new_data_event(["incoming/new-rows.csv", "incoming/broken.csv"])
             for _ in range(2):  # SQS delivers at least once: the same batch twice must change nothing more
                 functions.call("ingest", batch)
+            keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+            sidecar = next(k for k in keys if k.endswith(".report.json"))
+            report = json.loads(s3.get_object(Bucket=bucket, Key=sidecar)["Body"].read())
+            jobs = [j["TrainingJobName"] for j in sagemaker.list_training_jobs()["TrainingJobSummaries"]]
+            for key in (k for k in keys if "new-rows" in k or "broken" in k):
+                print(f"      s3://{bucket}/{key}")
+            for problem in report["problems"][:3]:
+                column = problem["column"]
+                where = f"row {problem['row']}" + (f", column {column['index']}" if column else "")
+                print(f"        quarantine reason: {where}: {problem['message']}")
+            print(f"      start-training (each file delivered twice) started {len(jobs)} job(s): {', '.join(jobs)}")
+
+            # The job runs where SageMaker would run it; its completion goes to the promote function.
+            event, trained = LocalSageMaker(aws, work_dir / "local-sagemaker").run(jobs[0])
+            test_auc = trained.evaluation["splits"]["test"]["auc"]
+            print(f"      {jobs[0]} trained locally on its own S3 channels: test AUC {test_auc:.4f}")
+            decision = functions.call("promote", event)
+            summaries = sagemaker.list_model_packages(ModelPackageGroupName=stage.names.model_package_group)
+            packages = [
+                sagemaker.describe_model_package(ModelPackageName=p["ModelPackageArn"])
+                for p in summaries["ModelPackageSummaryList"]
+            ]
+            champion_now = aws.client("ssm").get_parameter(Name=stage.names.champion_parameter)["Parameter"]["Value"]
+            notices = operator_notices(aws, stage)
         finally:
             functions.close()
-        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
-        sidecar = next(k for k in keys if k.endswith(".report.json"))
-        report = json.loads(s3.get_object(Bucket=bucket, Key=sidecar)["Body"].read())
-        jobs = aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
-        notices = operator_notices(aws, stage)
-    for key in keys:
-        print(f"      s3://{bucket}/{key}")
-    for problem in report["problems"][:3]:
-        where = f"row {problem['row']}" + (f", column {problem['column']['index']}" if problem["column"] else "")
-        print(f"        quarantine reason: {where}: {problem['message']}")
-    print(f"      start-training (invoked by ingest, each file delivered twice) started {len(jobs)} training job(s):")
-    for job in jobs:
-        print(f"        {job['TrainingJobName']}")
+    statuses = [decision["decision"]] if len(packages) == 1 else [f"{len(packages)} packages"]
+    print(f"      promote: {decision['decision']} ({decision['reason']}); registered {decision['model_package_arn']}")
+    if decision.get("deployment") == "no-endpoint":
+        print("      (no SageMaker endpoint in the local AWS, so promote makes the candidate champion directly)")
+    print(f"      champion parameter now: {champion_now}")
     for notice in notices:
         print(f"      operators notified: {notice['Subject']}")
-    return {"data_keys": keys, "training_jobs": [j["TrainingJobName"] for j in jobs], "notices": len(notices)}
+    return {
+        "data_keys": keys,
+        "training_jobs": jobs,
+        "notices": len(notices),
+        "retrained_auc": test_auc,
+        "promotion": decision,
+        "packages": statuses,
+        "champion_after": champion_now,
+    }
 
 
 def _step(n: int, text: str) -> None:
@@ -208,11 +233,11 @@ def run(work_dir: Path, *, stage: str = "dev", synth: bool = True) -> dict[str, 
     print(f"      {len(labels):,} rows scored over HTTP; {captured} data-capture file(s) written under {capture}")
     figures.update(prepared=prepared.sizes, evaluation=evaluation, served=ours, served_at_seed_cutoff=at_seed_cutoff)
 
-    _step(5, "new data on a local AWS: the real ingest and start-training functions against moto's server")
+    _step(5, "new data to a new champion on a local AWS: the real retraining functions against moto's server")
     schema = parse_schema(json.loads(prepared.schema_path.read_text()))
     bad = b"1,39,State-gov,77516\n0,50,Self-emp,83311,Bachelors,13\n2,x,1,1,1,1,1,1,1,1,1,1,1,1,1\n"
     figures["validation_problems"] = [p.problem for p in validate_bytes(bad, schema).problems]
-    figures.update(_new_data(work_dir, result.model_tar, prepared.files["train"][0], bad))
+    figures.update(_new_data(work_dir, result.model_tar, prepared.output_dir, bad))
 
     if synth:
         _step(6, f"synthesize every stack of stage {stage!r} (no AWS call, no credentials)")
@@ -222,8 +247,8 @@ def run(work_dir: Path, *, stage: str = "dev", synth: bool = True) -> dict[str, 
     else:
         _step(6, "synthesize: skipped (--no-synth)")
     print(
-        "\nNot rehearsed yet: running that training job locally, promotion, drift and rollback through the "
-        "functions; each is tested on its own under tests/lambdas."
+        "\nNot rehearsed yet: the blue/green update of a live endpoint, drift and rollback through the functions "
+        "on the local AWS; each is tested on its own under tests/lambdas."
     )
     return figures
 

@@ -121,8 +121,13 @@ class Provisioned:
     notices_queue_url: str
 
 
-def provision(aws: LocalAws, config: StageConfig, champion_model: Path) -> Provisioned:
-    """What the Data, Audit and Model stacks deploy, under the same names; the champion is `champion_model`."""
+def provision(
+    aws: LocalAws, config: StageConfig, champion_model: Path, prepared_data: Path | None = None
+) -> Provisioned:
+    """What the Data, Audit and Model stacks deploy, under the same names; the champion is `champion_model`.
+
+    `prepared_data` (the output of `sagecycle prepare`) seeds train/, validation/ and test/, as a first upload.
+    """
     names = Names(config)
     s3, kms = aws.client("s3"), aws.client("kms")
     key_arn = kms.create_key(Description=f"{names.data_bucket} data key")["KeyMetadata"]["Arn"]
@@ -164,6 +169,10 @@ def provision(aws: LocalAws, config: StageConfig, champion_model: Path) -> Provi
     aws.client("sagemaker").create_model_package_group(ModelPackageGroupName=names.model_package_group)
     s3.put_object(Bucket=names.model_bucket, Key=c.BASELINE_MODEL_KEY, Body=champion_model.read_bytes())
     aws.client("ssm").put_parameter(Name=names.champion_parameter, Value=names.champion_url, Type="String")
+    if prepared_data is not None:
+        for prefix in (c.PREFIX_TRAIN, c.PREFIX_VALIDATION, c.PREFIX_TEST):
+            for path in sorted((prepared_data / prefix.rstrip("/")).glob("*")):
+                s3.put_object(Bucket=names.data_bucket, Key=f"{prefix}{path.name}", Body=path.read_bytes())
     return Provisioned(names=names, kms_key_arn=key_arn, topic_arn=topic, notices_queue_url=inbox)
 
 
@@ -341,3 +350,65 @@ def operator_notices(aws: LocalAws, provisioned: Provisioned) -> list[dict[str, 
             envelope = json.loads(message["Body"])
             found.append({"Subject": envelope.get("Subject", ""), "Message": envelope.get("Message", "")})
             sqs.delete_message(QueueUrl=provisioned.notices_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class LocalSageMaker:
+    """Runs a training job recorded in the local AWS as SageMaker would, then says what EventBridge would.
+
+    The job's own description decides everything: its S3 channels are downloaded, train.py runs through the
+    script-mode contract on this machine (the `code` channel is this checkout's training_scripts/), and
+    model.tar.gz goes to the job's artifact URL.
+    """
+
+    def __init__(self, aws: LocalAws, work_dir: Path) -> None:
+        self.aws = aws
+        self.work_dir = work_dir
+
+    def _download(self, uri: str, dest: Path) -> None:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        s3 = self.aws.client("s3")
+        dest.mkdir(parents=True, exist_ok=True)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix) :].lstrip("/") or Path(obj["Key"]).name
+                (dest / name).write_bytes(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+
+    def run(self, job_name: str) -> tuple[dict[str, Any], Any]:
+        """Train `job_name`; returns the "SageMaker Training Job State Change" event and the local result."""
+        from sagecycle.local_training import run_local_training
+
+        job = self.aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+        root = self.work_dir / job_name
+        channels: dict[str, Path] = {}
+        for channel in job["InputDataConfig"]:
+            if channel["ChannelName"] == "code":
+                continue
+            channels[channel["ChannelName"]] = root / "channels" / channel["ChannelName"]
+            self._download(channel["DataSource"]["S3DataSource"]["S3Uri"], channels[channel["ChannelName"]])
+        hyperparameters = {k: v for k, v in job["HyperParameters"].items() if not k.startswith("sagemaker_")}
+        result = run_local_training(
+            channels, hyperparameters=hyperparameters, work_dir=root / "job", output_tar=root / "model.tar.gz"
+        )
+        artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+        bucket, _, key = artifact.removeprefix("s3://").partition("/")
+        self.aws.client("s3").put_object(Bucket=bucket, Key=key, Body=result.model_tar.read_bytes())
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "SageMaker Training Job State Change",
+            "source": "aws.sagemaker",
+            "account": ACCOUNT,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.aws.region,
+            "resources": [job["TrainingJobArn"]],
+            "detail": {
+                "TrainingJobName": job_name,
+                "TrainingJobArn": job["TrainingJobArn"],
+                "TrainingJobStatus": "Completed",
+                "SecondaryStatus": "Completed",
+                "HyperParameters": job["HyperParameters"],
+                "ModelArtifacts": {"S3ModelArtifacts": artifact},
+                "Tags": {},
+            },
+        }
+        return event, result

@@ -31,5 +31,12 @@ def test_demo_trains_serves_and_beats_the_seed_over_the_real_client_path(tmp_pat
     assert any(k.endswith("/broken.csv") for k in keys) and any(k.endswith("/broken.csv.report.json") for k in keys)
     assert len(figures["training_jobs"]) == 1 and figures["training_jobs"][0].startswith("sagecycle-dev-")
     assert figures["notices"] == 1
+    # AND that job trained here on its S3 channels, and promote decided on it against the champion
+    assert figures["retrained_auc"] >= 0.925
+    decision = figures["promotion"]
+    assert decision["decision"] in {"approved", "rejected"} and decision["reason"]
+    assert decision["model_package_arn"].endswith("/1")
+    champion_moved = figures["champion_after"].endswith(f"/{figures['training_jobs'][0]}/output/model.tar.gz")
+    assert champion_moved is (decision["decision"] == "approved")
     # AND the endpoint captured what it served
     assert any((tmp_path / "capture").rglob("*.jsonl"))

@@ -31,6 +31,7 @@ from constructs import Construct
 
 from config.settings import StageConfig
 from lambdas.shared import contract as c
+from lambdas.shared.events import TERMINAL_TRAINING_STATES, TERMINAL_TUNING_STATES
 from lambdas.shared.jobspec import (
     DEFAULT_HYPERPARAMETERS,
     EndpointSettings,
@@ -74,8 +75,17 @@ class ModelFacts:
     model_package_group: str
 
 
+def _any_case(statuses: frozenset[str]) -> list[dict[str, str]]:
+    """The statuses the handler acts on, in any casing (the handler normalises them the same way)."""
+    return [{"equals-ignore-case": s} for s in sorted(statuses)]
+
+
 def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any]]:
-    """Every EventBridge pattern this stack routes on, by rule; tests match them against AWS's sample events."""
+    """Every EventBridge pattern this stack routes on, by rule; tests match them against AWS's sample events.
+
+    Each pattern is no stricter than the handler's own re-check: what the handler would act on always arrives,
+    and fields SageMaker may send as `null` or leave out are not matched on at all.
+    """
     app, stage = config.app_name, config.stage
     return {
         "NewData": {
@@ -97,14 +107,15 @@ def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any
                 "state": {"value": ["ALARM"]},
             },
         },
+        # A tuning job's children are not candidates, but the rule lets them through: SageMaker sends
+        # `TuningJobArn` set, `null` or not at all, and `{"exists": false}` does not match `null`. The promote
+        # function re-checks every finished job (TuningJobArn, else DescribeTrainingJob for a child's name).
         "TrainingFinished": {
             "source": ["aws.sagemaker"],
             "detail-type": ["SageMaker Training Job State Change"],
             "detail": {
                 "TrainingJobName": [{"prefix": f"{c.job_name_prefix(app, stage)}-"}],
-                "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
-                # A tuning job's children are not candidates; the tuning job's own event decides.
-                "TuningJobArn": [{"exists": False}],
+                "TrainingJobStatus": _any_case(TERMINAL_TRAINING_STATES),
             },
         },
         "TuningFinished": {
@@ -112,7 +123,7 @@ def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any
             "detail-type": ["SageMaker HyperParameter Tuning Job State Change"],
             "detail": {
                 "HyperParameterTuningJobName": [{"prefix": f"{c.job_name_prefix(app, stage)}-"}],
-                "HyperParameterTuningJobStatus": ["Completed", "Failed", "Stopped"],
+                "HyperParameterTuningJobStatus": _any_case(TERMINAL_TUNING_STATES),
             },
         },
         "EndpointChanged": {

@@ -8,7 +8,10 @@ Shapes (samples in tests/events/):
   "SageMaker Training Job State Change", "SageMaker HyperParameter Tuning Job State Change",
   "SageMaker Endpoint Deployment State Change" and "SageMaker Endpoint State Change" (aws.sagemaker).
   SageMaker's endpoint events spell statuses `IN_SERVICE`, the API `InService`: `normalise_status` maps
-  both to the API spelling.
+  every casing of a status the API knows (`COMPLETED`, `completed`, `Completed`) to the API spelling, for
+  training, tuning and endpoint events alike, and the EventBridge rules match statuses ignoring case.
+- Optional fields may be missing or present with an explicit `null` (SageMaker's events carry
+  `"FailureReason": null`, `"TuningJobArn": null`, `"TrainingEndTime": null`): both read as absent.
 - The tuning job event's detail mirrors DescribeHyperParameterTuningJob, but AWS's documented sample and
   schema carry only name, ARN, status, counters, definition and tags: `BestTrainingJob`, `FailureReason`
   and `HyperParameterTuningEndTime` are optional here, and the reader asks DescribeHyperParameterTuningJob
@@ -264,7 +267,7 @@ def parse_training_job_event(event: Mapping[str, Any]) -> TrainingJobChange:
         time=_time(event, "time"),
         job_name=_str(event, "detail", "TrainingJobName"),
         job_arn=str(_opt(event, "detail", "TrainingJobArn") or ""),
-        status=_str(event, "detail", "TrainingJobStatus"),
+        status=normalise_status(_str(event, "detail", "TrainingJobStatus")),
         secondary_status=str(_opt(event, "detail", "SecondaryStatus") or ""),
         failure_reason=str(_opt(event, "detail", "FailureReason") or ""),
         model_data_url=artifacts if isinstance(artifacts, str) and artifacts.startswith("s3://") else None,
@@ -318,9 +321,36 @@ def parse_tuning_job_event(event: Mapping[str, Any]) -> TuningJobChange:
     )
 
 
+# Every status DescribeTrainingJob, DescribeHyperParameterTuningJob and DescribeEndpoint can answer.
+API_STATUSES: Final = (
+    "InProgress",
+    "Completed",
+    "Failed",
+    "Stopping",
+    "Stopped",
+    "Deleting",
+    "DeleteFailed",
+    "OutOfService",
+    "Creating",
+    "Updating",
+    "SystemUpdating",
+    "RollingBack",
+    "InService",
+    "UpdateRollbackFailed",
+)
+_API_STATUS_BY_FOLDED: Final = {s.lower(): s for s in API_STATUSES}
+
+
 def normalise_status(status: str) -> str:
-    """`IN_SERVICE` (events) and `InService` (API) -> `InService`."""
-    if "_" in status or status.isupper():
+    """Any casing of a known status -> the API spelling: `IN_SERVICE`, `in_service`, `InService` -> `InService`.
+
+    An unknown status keeps its words, CamelCased (`SOME_NEW_STATE` -> `SomeNewState`), so it is never taken for
+    a terminal state by accident.
+    """
+    known = _API_STATUS_BY_FOLDED.get(status.replace("_", "").lower())
+    if known is not None:
+        return known
+    if "_" in status or status.isupper() or status.islower():
         return "".join(part.capitalize() for part in status.split("_"))
     return status
 

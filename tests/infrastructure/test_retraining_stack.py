@@ -9,33 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from lambdas.shared import contract as c
 from lambdas.shared.jobspec import TrainingSpecSettings, build_training_job
 from tests.infrastructure.conftest import Synthesized
+from tests.infrastructure.eventbridge import RuleEngine, resolve, synthesized_patterns
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "eventbridge"
 ACCOUNT = "123456789012"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
-def _resolve(value: Any, logical_ids: dict[str, str]) -> Any:
-    """Enough of CloudFormation to read our own templates: Ref AWS::AccountId, Fn::Join, GetStackOutput."""
-    if isinstance(value, dict):
-        if value == {"Ref": "AWS::AccountId"}:
-            return ACCOUNT
-        if "Fn::Join" in value:
-            sep, parts = value["Fn::Join"]
-            return sep.join(str(_resolve(p, logical_ids)) for p in parts)
-        if "Fn::GetStackOutput" in value:
-            return logical_ids.get(value["Fn::GetStackOutput"]["OutputName"], "unresolved")
-        return {k: _resolve(v, logical_ids) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, logical_ids) for v in value]
-    return value
+_resolve = resolve
 
 
 def _functions(s: Synthesized) -> dict[str, dict]:
@@ -59,38 +46,6 @@ def _event(name: str, **changes: Any) -> dict[str, Any]:
     return event
 
 
-class RuleEngine:
-    """EventBridge routing as moto implements it: a rule, a queue target, PutEvents, and what arrives.
-
-    (moto's TestEventPattern API is a stub that answers nothing, so routing is the honest way to ask.)
-    """
-
-    def __init__(self) -> None:
-        creds = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        self.events = boto3.client("events", **creds)
-        self.sqs = boto3.client("sqs", **creds)
-        self.count = 0
-
-    def routes(self, pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-        self.count += 1
-        name = f"probe-{self.count}"
-        queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        attrs = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
-        self.events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-        self.events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": attrs["QueueArn"]}])
-        entry = {
-            "Source": event["source"],
-            "DetailType": event["detail-type"],
-            "Detail": json.dumps(event["detail"]),
-            "Resources": event.get("resources", []),
-        }
-        assert self.events.put_events(Entries=[entry])["FailedEntryCount"] == 0
-        messages = self.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages", [])
-        self.events.remove_targets(Rule=name, Ids=["q"])
-        self.events.delete_rule(Name=name)
-        return bool(messages)
-
-
 @pytest.fixture
 def eventbridge() -> Iterator[RuleEngine]:
     with mock_aws():
@@ -105,60 +60,57 @@ def test_rule_engine_is_not_a_yes_man(eventbridge: RuleEngine) -> None:
     assert not eventbridge.routes({"source": ["aws.ec2"]}, event)
 
 
-def _pattern_for(s: Synthesized, description_start: str) -> dict[str, Any]:
-    for props in _rules(s).values():
-        if props.get("Description", "").startswith(description_start) and "EventPattern" in props:
-            return props["EventPattern"]
-    raise AssertionError(f"no rule described {description_start!r}")
-
+CHILD = "sagecycle-dev-3f2a9c1b-014-7c1d2e9a"  # SageMaker names a tuning job's children <tuning>-<NNN>-<8 hex>
+TUNING_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:hyper-parameter-tuning-job/sagecycle-dev-3f2a9c1b"
 
 CASES = [
-    # (rule description prefix, sample event, overrides, expected)
-    ("Objects created under incoming/", "s3_object_created.json", {}, True),
-    ("Objects created under incoming/", "s3_object_created.json", {"detail__object__key": "train/x.csv"}, False),
-    ("Objects created under incoming/", "s3_object_created.json", {"detail__bucket__name": "someone-else"}, False),
-    ("Objects created under incoming/", "s3_object_created.json", {"detail-type": "Object Deleted"}, False),
-    ("Drift or model-quality alarm", "alarm_drift.json", {}, True),
-    ("Drift or model-quality alarm", "alarm_drift.json", {"detail__alarmName": "sagecycle-dev-model-quality"}, True),
-    ("Drift or model-quality alarm", "alarm_drift.json", {"detail__state__value": "OK"}, False),
-    ("Drift or model-quality alarm", "alarm_drift.json", {"detail__alarmName": "sagecycle-prod-drift"}, False),
-    ("Our training jobs reached", "training_job_completed.json", {}, True),
-    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "Failed"}, True),
-    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "Stopped"}, True),
-    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobStatus": "InProgress"}, False),
-    ("Our training jobs reached", "training_job_completed.json", {"detail__TrainingJobName": "other-job-1"}, False),
+    # (rule construct id, sample event, overrides, expected)
+    ("NewData", "s3_object_created.json", {}, True),
+    ("NewData", "s3_object_created.json", {"detail__object__key": "train/x.csv"}, False),
+    ("NewData", "s3_object_created.json", {"detail__bucket__name": "someone-else"}, False),
+    ("NewData", "s3_object_created.json", {"detail-type": "Object Deleted"}, False),
+    ("NewData", "s3_object_created.json", {"detail__object__version-id": None}, True),  # unversioned: null or absent
+    ("RetrainAlarms", "alarm_drift.json", {}, True),
+    ("RetrainAlarms", "alarm_drift.json", {"detail__alarmName": "sagecycle-dev-model-quality"}, True),
+    ("RetrainAlarms", "alarm_drift.json", {"detail__state__value": "OK"}, False),
+    ("RetrainAlarms", "alarm_drift.json", {"detail__alarmName": "sagecycle-prod-drift"}, False),
+    ("RetrainAlarms", "alarm_drift.json", {"detail__configuration": None}, True),
+    ("TrainingFinished", "training_job_completed.json", {}, True),
+    ("TrainingFinished", "training_job_completed.json", {"detail__TrainingJobStatus": "Failed"}, True),
+    ("TrainingFinished", "training_job_completed.json", {"detail__TrainingJobStatus": "Stopped"}, True),
+    ("TrainingFinished", "training_job_completed.json", {"detail__TrainingJobStatus": "COMPLETED"}, True),
+    ("TrainingFinished", "training_job_completed.json", {"detail__TrainingJobStatus": "failed"}, True),
+    ("TrainingFinished", "training_job_completed.json", {"detail__TrainingJobStatus": "InProgress"}, False),
+    ("TrainingFinished", "training_job_completed.json", {"detail__TrainingJobStatus": "Stopping"}, False),
+    ("TrainingFinished", "training_job_completed.json", {"detail__TrainingJobName": "other-job-1"}, False),
+    # An explicit null is not "absent" to EventBridge: a rule that required TuningJobArn to be missing dropped it.
+    ("TrainingFinished", "training_job_completed.json", {"detail__TuningJobArn": None}, True),
+    ("TrainingFinished", "training_job_completed.json", {"detail__ModelArtifacts": None}, True),
+    ("TrainingFinished", "training_job_completed.json", {"detail__FailureReason": None}, True),
+    # A tuning job's child arrives too; promote re-checks it and never takes it for a candidate.
     (
-        "Our training jobs reached",
+        "TrainingFinished",
         "training_job_completed.json",
-        {
-            "detail__TrainingJobName": "sagecycle-dev-3f2a9c1b-014-7c1d2e9a",
-            "detail__TuningJobArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:hyper-parameter-tuning-job/sc-3f",
-        },
-        False,  # a tuning job's child: the tuning job's own event decides
+        {"detail__TrainingJobName": CHILD, "detail__TuningJobArn": TUNING_ARN},
+        True,
     ),
-    ("Our tuning jobs reached", "tuning_job_completed.json", {}, True),
-    ("Our tuning jobs reached", "tuning_job_completed.json", {"detail__HyperParameterTuningJobStatus": "Failed"}, True),
+    ("TuningFinished", "tuning_job_completed.json", {}, True),
+    ("TuningFinished", "tuning_job_completed.json", {"detail__HyperParameterTuningJobStatus": "Failed"}, True),
+    ("TuningFinished", "tuning_job_completed.json", {"detail__HyperParameterTuningJobStatus": "STOPPED"}, True),
+    ("TuningFinished", "tuning_job_completed.json", {"detail__HyperParameterTuningJobStatus": "InProgress"}, False),
+    ("TuningFinished", "tuning_job_completed.json", {"detail__BestTrainingJob": None}, True),
     (
-        "Our tuning jobs reached",
-        "tuning_job_completed.json",
-        {"detail__HyperParameterTuningJobStatus": "InProgress"},
-        False,
-    ),
-    (
-        "Our tuning jobs reached",
+        "TuningFinished",
         "tuning_job_completed.json",
         {"detail__HyperParameterTuningJobName": "sagecycle-prod-3f2a9c1b"},
         False,
     ),
-    ("Our endpoint changed state", "endpoint_in_service.json", {}, True),
-    ("Our endpoint changed state", "endpoint_in_service.json", {"detail__EndpointName": "someone-else"}, False),
-    (
-        "The endpoint's composite health alarm",
-        "alarm_drift.json",
-        {"detail__alarmName": "sagecycle-dev-endpoint-unhealthy"},
-        True,
-    ),
-    ("The endpoint's composite health alarm", "alarm_drift.json", {}, False),
+    ("EndpointChanged", "endpoint_in_service.json", {}, True),
+    ("EndpointChanged", "endpoint_in_service.json", {"detail__EndpointStatus": "InService"}, True),
+    ("EndpointChanged", "endpoint_in_service.json", {"detail__EndpointConfigName": None}, True),
+    ("EndpointChanged", "endpoint_in_service.json", {"detail__EndpointName": "someone-else"}, False),
+    ("EndpointUnhealthy", "alarm_drift.json", {"detail__alarmName": "sagecycle-dev-endpoint-unhealthy"}, True),
+    ("EndpointUnhealthy", "alarm_drift.json", {}, False),
 ]
 
 
@@ -167,7 +119,7 @@ def test_synthesized_patterns_match_aws_sample_events(
     dev: Synthesized, eventbridge: RuleEngine, rule: str, event_file: str, changes: dict[str, Any], expected: bool
 ) -> None:
     # GIVEN a rule's pattern as synthesized (account resolved) and an event in AWS's exact shape
-    pattern = _pattern_for(dev, rule)
+    pattern = synthesized_patterns(dev)[rule]
     event = _event(event_file, **copy.deepcopy(changes))
     # WHEN the event is put on a bus where a rule with that pattern routes to a queue
     # THEN the rule fires for exactly the events it should

@@ -10,6 +10,13 @@
   once the endpoint is InService again.
 - Failed / Stopped: the operator topic gets the FailureReason.
 - Every terminal path releases the training lock (try/finally), exceptions included.
+- Only a job this stage started is acted on: it needs the run record the start function wrote under the lock
+  (`distrust`). A job with our name prefix and no such record is ignored, its lock left alone, and the operator
+  told once.
+- A Completed job whose model.tar.gz or evaluation.json is missing is recorded Failed (never left InProgress),
+  counted as a failed training and told to the operator; nothing is registered. A metric outside its domain
+  (AUC 1.2, RMSE -1, NaN) is a Rejected candidate with the reason. A champion whose metric cannot be read leaves
+  the floor alone to decide, and the operator is told.
 (b) "SageMaker Endpoint Deployment State Change" / "SageMaker Endpoint State Change" for ENDPOINT_NAME.
 The event is a hint; DescribeEndpoint is the truth (events arrive late and more than once):
 - InService on the new config -> the champion parameter is set (the old value kept in
@@ -80,6 +87,7 @@ from lambdas.shared.telemetry import notify
 logger = Logger(service=FUNCTIONS["promote"], child=True)
 # A champion the endpoint strayed from is re-deployed at most once in this window (no loops).
 REASSERT_WINDOW: Final = timedelta(hours=24)
+UNTRUSTED_NOTICE: Final = timedelta(days=30)  # one operator notice per untrusted job name in this window
 
 PREVIOUS_SUFFIX: Final = "/previous"
 METADATA_PREFIX: Final = "sagecycle:"
@@ -269,6 +277,48 @@ class Candidate:
         )
 
 
+# Reading the candidate's model.tar.gz: S3's "no such object" answers, and 403, which S3 gives instead of 404
+# to a role without s3:ListBucket (and for a key policy that refuses us): no retry would make it readable.
+UNREADABLE_MODEL_CODES: Final = artifacts.MISSING_OBJECT_CODES | {"AccessDenied", "403"}
+RUN_FAILED: Final = "Failed"
+
+
+def distrust(run: Mapping[str, Any] | None, job: str, lock: Mapping[str, Any] | None) -> str | None:
+    """Why a job with our name prefix may not become a candidate (None: it may).
+
+    Only the start function of this stage records runs, under the training lock; a job without that record, or
+    whose record shows no lock, was started by someone else (by hand, another tool, another stage that shares
+    the prefix), and its model must never reach the registry or the endpoint.
+    """
+    if run is None:
+        return "no run record: the start function of this stage did not start it"
+    if not runs.held_lock(run, lock, job):
+        return "its run record shows no training lock, and it does not hold the lock"
+    return None
+
+
+def ignore_untrusted(
+    job: str, status: str, reason: str, settings: Settings, now: datetime, *, what: str
+) -> dict[str, Any]:
+    """Leave a job we did not start alone (no registry, no endpoint, no lock release) and tell the operator once."""
+    lock = runs.lock_holder(settings.runs_table) or {}
+    context = {"job_name": job, "status": status, "reason": reason, "lock_owner": lock.get("owner")}
+    logger.error(f"{what} not started by this stage; ignored", extra=context)
+    first = runs.put_item(
+        settings.runs_table,
+        runs.untrusted_key(job),
+        {"status": status, "reason": reason, "at": epoch(now), "expires_at": epoch(now + UNTRUSTED_NOTICE)},
+        condition="attribute_not_exists(pk)",
+    )
+    if first:
+        notify(
+            settings.operator_topic_arn,
+            f"sagecycle {settings.stage}: {what} not started by sagecycle ignored: {job}",
+            {"event": "untrusted-job-ignored", "stage": settings.stage, "what": what, **context},
+        )
+    return {"ignored": f"{job} was not started by this stage: {reason}", "untrusted": True, "notified": first}
+
+
 def _release_lock(settings: Settings, owner: str) -> None:
     released = runs.release_lock(settings.runs_table, owner=owner)
     logger.info(
@@ -309,12 +359,32 @@ def handle_training_job(change: TrainingJobChange, settings: Settings, now: date
     if parent:
         logger.info("a tuning job's training job; its tuning job decides", extra={"job_name": job, "tuning": parent})
         return {"ignored": f"{job} belongs to tuning job {parent.rsplit('/', 1)[-1]}"}
+    run = runs.get_item(settings.runs_table, runs.run_key(job))
+    untrusted = distrust(run, job, runs.lock_holder(settings.runs_table))
+    if untrusted:
+        return ignore_untrusted(job, change.status, untrusted, settings, now, what="training job")
     try:
         if change.status == "Completed":
             return evaluate_candidate(Candidate.of_training_job(change), settings, now)
         return report_failure(change, settings, now)
+    except Exception as error:
+        _note_error(settings, job, error, now)
+        raise
     finally:
         _release_lock(settings, job)
+
+
+def _note_error(settings: Settings, run: str, error: Exception, now: datetime) -> None:
+    """Leave the error on the run record (best effort): after the last retry it says why the run stopped."""
+    try:
+        runs.update_item(
+            settings.runs_table,
+            runs.run_key(run),
+            set_values={"last_error": f"{type(error).__name__}: {error}"[:1000], "last_error_at": epoch(now)},
+            condition="attribute_exists(pk)",
+        )
+    except Exception:
+        logger.exception("could not record the error on the run", extra={"job_name": run})
 
 
 def _report_end(
@@ -327,7 +397,8 @@ def _report_end(
     what: str,
     details: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Record a run that ended without a candidate and tell the operator once (`what`: training/tuning job)."""
+    """Record a run that ended without a candidate and tell the operator once (`what`: training job, tuning job,
+    or candidate: a completed job whose model or evaluation is missing)."""
     table = settings.runs_table
     run = runs.get_item(table, runs.run_key(run_name)) or {}
     runs.update_item(
@@ -376,10 +447,17 @@ def handle_tuning_job(change: TuningJobChange, settings: Settings, now: datetime
     if not change.terminal:
         logger.info("tuning job not finished; nothing to do", extra={"job_name": name, "status": change.status})
         return {"ignored": f"{name} is {change.status}"}
+    run = runs.get_item(settings.runs_table, runs.run_key(name))
+    untrusted = distrust(run, name, runs.lock_holder(settings.runs_table))
+    if untrusted:
+        return ignore_untrusted(name, change.status, untrusted, settings, now, what="tuning job")
     try:
         if change.status == "Completed":
             return evaluate_tuning_job(change, settings, now)
         return report_tuning_failure(change, settings, now)
+    except Exception as error:
+        _note_error(settings, name, error, now)
+        raise
     finally:
         _release_lock(settings, name)
 
@@ -420,40 +498,94 @@ def report_tuning_failure(change: TuningJobChange, settings: Settings, now: date
 # --------------------------------------------------------------------------------- candidate decision
 
 
+def _candidate_model_url(candidate: Candidate) -> Candidate:
+    """The candidate with its model URL (DescribeTrainingJob when the event had none)."""
+    if candidate.model_data_url:
+        return candidate
+    described = client("sagemaker").describe_training_job(TrainingJobName=candidate.job_name)
+    url = (described.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if not url:
+        raise artifacts.ArtifactMissingError(f"training job {candidate.job_name} reports no model artifact")
+    arn = candidate.job_arn or str(described.get("TrainingJobArn") or "")
+    return replace(candidate, model_data_url=str(url), job_arn=arn)
+
+
+def _model_evaluation(url: str) -> dict[str, Any]:
+    """evaluation.json of a model.tar.gz; ArtifactMissingError when the tarball or the file is not there."""
+    try:
+        evaluation = artifacts.model_files(url).evaluation
+    except ClientError as error:
+        if error_code(error) in UNREADABLE_MODEL_CODES:
+            raise artifacts.ArtifactMissingError(f"{url} cannot be read: S3 says {error_code(error)}") from None
+        raise
+    if evaluation is None:
+        raise artifacts.ArtifactMissingError(f"{url} has no evaluation.json")
+    return evaluation
+
+
+def _champion_metric(
+    champion_url: str | None, candidate: Candidate, settings: Settings
+) -> artifacts.PrimaryMetric | None:
+    """The champion's primary metric; None (the floor alone decides) when there is no champion or it is unreadable.
+
+    An unreadable champion (no evaluation, NaN, out of its domain, gone) is told to the operator: the candidate is
+    judged without the comparison that protects the endpoint from a worse model.
+    """
+    if not champion_url:
+        return None
+    try:
+        return artifacts.primary_metric(_model_evaluation(champion_url), where=f"{champion_url} evaluation.json")
+    except artifacts.ArtifactError as error:
+        problem = str(error)
+    logger.warning("champion evaluation unreadable; the floor alone decides", extra={"error": problem})
+    notify(
+        settings.operator_topic_arn,
+        f"sagecycle {settings.stage}: champion metric unreadable; {candidate.run} judged on the floor alone",
+        {
+            "event": "champion-metric-unreadable",
+            "stage": settings.stage,
+            "champion": champion_url,
+            "problem": problem,
+            "job_name": candidate.run,
+            "training_job": candidate.job_name,
+            "metric_floor": settings.policy.metric_floor,
+        },
+    )
+    return None
+
+
 def evaluate_candidate(candidate: Candidate, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Compare with the champion, register (approved or rejected), deploy if approved; recorded on the run."""
+    """Compare with the champion, register (approved or rejected), deploy if approved; recorded on the run.
+
+    A candidate whose model.tar.gz or evaluation.json is missing is no candidate: the run is recorded Failed and
+    the operator told (nothing registered). One whose evaluation is malformed, non-finite or outside its metric's
+    domain is registered Rejected, with the reason.
+    """
     job, table = candidate.job_name, settings.runs_table
     run = runs.get_item(table, runs.run_key(candidate.run)) or {}
-    if run.get("decision"):
+    if run.get("decision") or (run.get("status") == RUN_FAILED and run.get("notified")):
         logger.info("duplicate event for a candidate already decided", extra={"job_name": candidate.run})
-        return {"job_name": candidate.run, "decision": run["decision"], "duplicate": True}
-    if not candidate.model_data_url:
-        described = client("sagemaker").describe_training_job(TrainingJobName=job)
-        candidate = replace(
-            candidate,
-            model_data_url=described["ModelArtifacts"]["S3ModelArtifacts"],
-            job_arn=candidate.job_arn or str(described.get("TrainingJobArn") or ""),
-        )
-    model_url = str(candidate.model_data_url)
-    champion_url = artifacts.champion_url(settings.champion_parameter)
+        return {"job_name": candidate.run, "decision": run.get("decision") or "failed", "duplicate": True}
     candidate_eval: dict[str, Any] | None = None
     try:
-        candidate_eval = artifacts.model_files(model_url).evaluation
-        primary = artifacts.primary_metric(candidate_eval, where=f"{model_url} evaluation.json")
+        candidate = _candidate_model_url(candidate)
+        candidate_eval = _model_evaluation(str(candidate.model_data_url))
+        primary = artifacts.primary_metric(candidate_eval, where=f"{candidate.model_data_url} evaluation.json")
+    except artifacts.ArtifactMissingError as error:
+        details = {"training_job": job, "tuning_job": candidate.tuning_job, "model_data_url": candidate.model_data_url}
+        return _report_end(candidate.run, RUN_FAILED, str(error), settings, now, what="candidate", details=details)
     except artifacts.ArtifactError as error:
         verdict = Verdict(False, f"candidate not evaluable: {error}", "", None, None, None)
+        champion_url = artifacts.champion_url(settings.champion_parameter)
     else:
-        champion = None
-        if champion_url:
-            try:
-                champion = artifacts.primary_metric(
-                    artifacts.model_files(champion_url).evaluation, where=f"{champion_url} evaluation.json"
-                )
-            except artifacts.ArtifactError as error:
-                logger.warning("champion evaluation unreadable; the floor alone decides", extra={"error": str(error)})
+        champion_url = artifacts.champion_url(settings.champion_parameter)
         verdict = decide_promotion(
-            primary, champion, metric_floor=settings.policy.metric_floor, tolerance=settings.policy.tolerance
+            primary,
+            _champion_metric(champion_url, candidate, settings),
+            metric_floor=settings.policy.metric_floor,
+            tolerance=settings.policy.tolerance,
         )
+    model_url = str(candidate.model_data_url)
     logger.info(
         "candidate decided",
         extra={

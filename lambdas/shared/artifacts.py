@@ -4,7 +4,10 @@
 - `model_files(url)`: schema.json, evaluation.json and baseline.json out of a model.tar.gz, streamed (the
   tarball is never written to disk, the booster is skipped unread) and cached per URL for the life of the
   execution environment: a URL names immutable content (a training job never rewrites its output).
-- `primary_metric(evaluation)`: the metric promotion compares, with its direction checked.
+- `primary_metric(evaluation)`: the metric promotion compares, with its direction and its domain checked
+  (AUC in [0, 1], RMSE >= 0, ...): a value no model can score is a broken evaluation, never a candidate.
+- `ArtifactMissingError`: the model.tar.gz or its evaluation.json is not there (`is_missing_object` tells
+  S3's "no such object" answers apart from other errors).
 
 Stdlib + boto3 only.
 """
@@ -44,8 +47,36 @@ METRIC_DIRECTIONS: Final[dict[str, bool]] = {
 }
 
 
+# Metric name -> the closed interval its values lie in. A value outside it (AUC 1.3, RMSE -0.1) says the
+# evaluation is broken, whatever it would mean for the decision.
+METRIC_DOMAINS: Final[dict[str, tuple[float, float]]] = {
+    "auc": (0.0, 1.0),
+    "accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "error": (0.0, 1.0),
+    "merror": (0.0, 1.0),
+    "r2": (-math.inf, 1.0),
+    "rmse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "logloss": (0.0, math.inf),
+    "mlogloss": (0.0, math.inf),
+}
+# S3's answers for an object (or version) that does not exist. GetObject says NoSuchKey / NoSuchVersion;
+# HeadObject has no body, so botocore reports the status code. Without s3:ListBucket S3 answers 403 instead.
+MISSING_OBJECT_CODES: Final = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "NotFound"})
+
+
 class ArtifactError(ValueError):
     """An artifact is missing, unreadable or not in the documented format; the message says which."""
+
+
+class ArtifactMissingError(ArtifactError):
+    """The model.tar.gz, or the evaluation.json inside it, does not exist."""
+
+
+def is_missing_object(error: BaseException) -> bool:
+    """True for S3's "this object (version) does not exist" errors."""
+    return error_code(error) in MISSING_OBJECT_CODES
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -148,7 +179,7 @@ def read_json_object(url: str) -> dict[str, Any] | None:
     try:
         raw = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error_code(error) in ("NoSuchKey", "404", "NotFound"):
+        if is_missing_object(error):
             return None
         raise
     return _json(url, key, raw)
@@ -166,9 +197,10 @@ class PrimaryMetric:
 
 
 def primary_metric(evaluation: dict[str, Any] | None, *, where: str = "evaluation.json") -> PrimaryMetric:
-    """evaluation.json's primary metric; ArtifactError when it is missing, non-finite or self-contradictory."""
+    """evaluation.json's primary metric; ArtifactError when it is non-finite, outside its metric's domain or
+    self-contradictory, ArtifactMissingError when there is no evaluation."""
     if evaluation is None:
-        raise ArtifactError(f"{where} is missing")
+        raise ArtifactMissingError(f"{where} is missing")
     block = evaluation.get("primary_metric")
     if not isinstance(block, dict):
         raise ArtifactError(f"{where} has no primary_metric object")
@@ -182,6 +214,9 @@ def primary_metric(evaluation: dict[str, Any] | None, *, where: str = "evaluatio
     known = METRIC_DIRECTIONS.get(name)
     if known is not None and known != higher:
         raise ArtifactError(f"{where}: {name} is {'higher' if known else 'lower'}-is-better, the file says otherwise")
+    low, high = METRIC_DOMAINS.get(name, (-math.inf, math.inf))
+    if not low <= value <= high:
+        raise ArtifactError(f"{where}: primary_metric {name} = {value!r} is outside its domain [{low}, {high}]")
     return PrimaryMetric(name=name, split=str(split or ""), value=float(value), higher_is_better=higher)
 
 

@@ -13,11 +13,16 @@ One DynamoDB table: partition key `pk` (String), sort key `sk` (String), TTL att
     (state, drift)                   capture watermark: last_modified_ms, last_key
     (object#<bucket>/<key>, <ident>) one ingested upload (ident = versionId, else sequencer, else ETag):
                                      status processing|accepted|quarantined|missing, destination, sha256
-    (run, <training job name>)       the run: kind training|tuning, trigger_kind, reason, trigger summary,
-    (run, <tuning job name>)         started_at, status, decision, ... (tuning: warm_start_parent and the
-                                     best training job, whose model was the candidate)
+    (run, <training job name>)       the run: kind training|tuning, trigger_id, trigger_kind, reason, trigger
+    (run, <tuning job name>)         summary, started_at, status, decision, ... (tuning: warm_start_parent
+                                     and the best training job, whose model was the candidate)
                                      (training job names start with <prefix>-<yymmdd-HHMM>: a Query reads
                                      them in order; tuning job names are too short for the time stamp)
+                                     Written by the start function under the lock, before the job is created
+                                     (status Starting, then InProgress; FailedToStart when the create failed),
+                                     with lock_acquired_at / lock_expires_at: the proof promote asks for
+                                     before a job may become a candidate.
+    (untrusted, <job name>)          a job with our name prefix but no run record: the operator was told once
     (deployment, <endpoint config>)  one endpoint update: kind promotion|rollback, model_data_url, status
     (rollback, <alarm>@<timestamp>)  the alarm responder's at-most-once marker per alarm episode
 
@@ -56,6 +61,10 @@ def deployment_key(endpoint_config_name: str) -> Key:
 
 def object_key(bucket: str, key: str, ident: str) -> Key:
     return (f"object#{bucket}/{key}", ident)
+
+
+def untrusted_key(job_name: str) -> Key:
+    return ("untrusted", job_name)
 
 
 def rollback_key(episode: str) -> Key:
@@ -237,6 +246,70 @@ def release_lock(table: str, *, owner: str) -> bool:
 
 def lock_holder(table: str) -> dict[str, Any] | None:
     return get_item(table, LOCK)
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+RUN_STARTING: Final = "Starting"  # recorded, under the lock; the job is being created
+RUN_IN_PROGRESS: Final = "InProgress"  # the job exists and runs under the lock
+RUN_FAILED_TO_START: Final = "FailedToStart"  # creating the job failed; the lock was given back
+
+
+def record_run_starting(
+    table: str,
+    *,
+    job_name: str,
+    trigger_id: str,
+    now: datetime,
+    lock_ttl_seconds: int,
+    fields: Mapping[str, Any],
+) -> bool:
+    """The run record, written under the lock before its job is created, with the lock it holds.
+
+    A record that exists already is left alone (a replay of the same trigger: the first start's record, and
+    any decision on it, stay), unless its start failed: a retry records its own attempt. False when left alone.
+    """
+    at = epoch(now)
+    item = {
+        **fields,
+        "job_name": job_name,
+        "trigger_id": trigger_id,
+        "status": RUN_STARTING,
+        "lock_acquired_at": at,
+        "lock_expires_at": at + lock_ttl_seconds,
+    }
+    return put_item(
+        table,
+        run_key(job_name),
+        item,
+        condition="attribute_not_exists(pk) OR #status = :failed",
+        names={"#status": "status"},
+        values={":failed": RUN_FAILED_TO_START},
+    )
+
+
+def mark_run_failed_to_start(table: str, *, job_name: str, reason: str, now: datetime) -> bool:
+    """A recorded start whose job could not be created; nothing is written when there is no Starting record."""
+    return update_item(
+        table,
+        run_key(job_name),
+        set_values={"status": RUN_FAILED_TO_START, "failure_reason": reason[:1000], "finished_at": epoch(now)},
+        condition="#st = :starting",
+        names={"#st": "status"},
+        values={":starting": RUN_STARTING},
+    )
+
+
+def held_lock(run: Mapping[str, Any], lock: Mapping[str, Any] | None, job_name: str) -> bool:
+    """Whether the run's job holds the training lock now, or its record shows it took the lock to start.
+
+    Holding: the lock names the job and the same trigger as the record. Having held: the start function wrote
+    the lock it acquired into the record (records older than that must hold the lock now).
+    """
+    trigger_id = run.get("trigger_id")
+    if lock and lock.get("owner") == job_name and trigger_id and lock.get("trigger_id") == trigger_id:
+        return True
+    return bool(trigger_id) and isinstance(run.get("lock_acquired_at"), int)
 
 
 # ------------------------------------------------------------------------------------- training state

@@ -20,7 +20,9 @@ Decision (decide, a plain function of trigger, state, policy and time), in this 
 4. the lock: a conditional PutItem on `lock#training` (`attribute_not_exists(pk) OR expires_at < :now`),
    owned by the job name, expiring after `lock_ttl_seconds` (skip: locked). The promote function releases
    it when the job ends (a tuning job: its own end, never a child training job's). Under the lock the state
-   is read and decided again.
+   is read and decided again, and the run is recorded (with the lock it holds) before the job is created:
+   promote only trusts a job whose record says so. Any failure before the job exists, of any exception
+   type, releases the lock and marks the record FailedToStart (LockGuard).
 Duplicates: the whole start runs as a Powertools idempotent function keyed on the trigger id (ingest:
 batch_id, EventBridge: event id, alarm: name + state-change timestamp), and the job name is derived from
 the same id (`training_job_name` / `tuning_job_name`), so even a replay after the idempotency record expired
@@ -274,26 +276,71 @@ def _skipped(trigger: Trigger, decision: Decision) -> dict[str, Any]:
     }
 
 
-def _record_run(
-    settings: Settings, trigger: Trigger, job_name: str, now: datetime, extra: Mapping[str, Any] | None = None
-) -> None:
-    runs.put_item(
+def _run_fields(settings: Settings, trigger: Trigger, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": settings.job_kind,
+        "trigger_kind": trigger.kind,
+        "reason": trigger.reason,
+        "trigger": trigger.summary,
+        "keys": list(trigger.keys),
+        "started_at": epoch(now),
+        "started_at_iso": iso(now),
+    }
+
+
+def _record_run(settings: Settings, trigger: Trigger, job_name: str, now: datetime) -> bool:
+    """The run record, with the lock this start holds (promote trusts only jobs recorded so)."""
+    return runs.record_run_starting(
         settings.runs_table,
-        runs.run_key(job_name),
-        {
-            "job_name": job_name,
-            "trigger_id": trigger.trigger_id,
-            "kind": settings.job_kind,
-            "trigger_kind": trigger.kind,
-            "reason": trigger.reason,
-            "trigger": trigger.summary,
-            "keys": list(trigger.keys),
-            "started_at": epoch(now),
-            "started_at_iso": iso(now),
-            "status": "InProgress",
-            **(extra or {}),
-        },
+        job_name=job_name,
+        trigger_id=trigger.trigger_id,
+        now=now,
+        lock_ttl_seconds=settings.policy.lock_ttl_seconds,
+        fields=_run_fields(settings, trigger, now),
     )
+
+
+class LockGuard:
+    """Gives the training lock back when anything fails before the job is known to run under it.
+
+    Any exception, of any type (ClientError, a botocore connection or timeout error, a parameter validation
+    error, a bug of ours), leaves the `with` block through `__exit__`, which releases the lock and marks a
+    recorded start FailedToStart, unless `keep()` was called (the job exists and owns the lock now). A failure
+    of the release itself is logged, never raised over the error that caused it (the lock then expires).
+    """
+
+    def __init__(self, settings: Settings, job_name: str, now: datetime) -> None:
+        self.settings, self.job_name, self.now = settings, job_name, now
+        self.kept = False
+
+    def keep(self) -> None:
+        self.kept = True
+
+    def __enter__(self) -> LockGuard:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        if kind is None or self.kept:
+            return
+        table, job = self.settings.runs_table, self.job_name
+        reason = f"{kind.__name__}: {error}"
+        try:
+            runs.mark_run_failed_to_start(table, job_name=job, reason=reason, now=self.now)
+        except Exception:
+            logger.exception("could not mark the run FailedToStart", extra={"job_name": job})
+        try:
+            released = runs.release_lock(table, owner=job)
+        except Exception:
+            expires = epoch(self.now) + self.settings.policy.lock_ttl_seconds
+            logger.exception(
+                "starting the job failed and the lock could not be released; it expires on its own",
+                extra={"job_name": job, "lock_expires_at": expires},
+            )
+            return
+        logger.error(
+            f"starting the {self.settings.job_kind} job failed; lock released",
+            extra={"job_name": job, "error_type": kind.__name__, "error": str(error), "released": released},
+        )
 
 
 def _create_job(trigger: Trigger, settings: Settings) -> dict[str, Any]:
@@ -326,8 +373,8 @@ def _create_job(trigger: Trigger, settings: Settings) -> dict[str, Any]:
 
 
 def start_training(trigger: Trigger, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Decide, lock, start the job (training or tuning), record. Returns what happened (also the idempotent
-    response)."""
+    """Decide, lock, record, start the job (training or tuning). Returns what happened (also the idempotent
+    response). From the lock on, every failure until the job exists gives the lock back (LockGuard)."""
     table = settings.runs_table
     decision = decide(trigger, runs.read_training_state(table), settings.policy, now)
     if not decision.start:
@@ -338,26 +385,24 @@ def start_training(trigger: Trigger, settings: Settings, now: datetime) -> dict[
     ):
         holder = runs.lock_holder(table) or {}
         return _skipped(trigger, Decision(False, SKIP_LOCKED, f"job {holder.get('owner', '?')} holds the lock"))
-    state = runs.read_training_state(table)  # again, under the lock: another start may have just finished
-    decision = decide(trigger, state, settings.policy, now)
-    if not decision.start:
-        runs.release_lock(table, owner=job_name)
-        return _skipped(trigger, decision)
     kind = settings.job_kind
-    try:
-        extra = _create_job(trigger, settings)
-    except ClientError as error:
-        if error_code(error) == "ResourceInUse":
-            return _already_started(trigger, settings, job_name, state, now)
-        runs.release_lock(table, owner=job_name)
-        logger.exception(f"starting the {kind} job failed; lock released", extra={"job_name": job_name})
-        raise
-    except Exception:
-        runs.release_lock(table, owner=job_name)
-        logger.exception(f"starting the {kind} job failed; lock released", extra={"job_name": job_name})
-        raise
+    with LockGuard(settings, job_name, now) as guard:
+        state = runs.read_training_state(table)  # again, under the lock: another start may have just finished
+        decision = decide(trigger, state, settings.policy, now)
+        if not decision.start:
+            runs.release_lock(table, owner=job_name)
+            guard.keep()  # released on purpose
+            return _skipped(trigger, decision)
+        recorded = _record_run(settings, trigger, job_name, now)
+        try:
+            extra = _create_job(trigger, settings)
+        except ClientError as error:
+            if error_code(error) != "ResourceInUse":
+                raise
+            return _already_started(trigger, settings, job_name, state, now, guard, recorded=recorded)
+        guard.keep()  # the job exists: the lock is its own until promote releases it
     runs.record_training_started(table, job_name=job_name, now=now, state=state)
-    _record_run(settings, trigger, job_name, now, extra)
+    runs.update_item(table, runs.run_key(job_name), set_values={"status": runs.RUN_IN_PROGRESS, **extra})
     logger.info(
         f"{kind} job started",
         extra={"job_name": job_name, "reason": trigger.reason, "trigger": trigger.summary, **extra},
@@ -380,17 +425,32 @@ def _job_status(settings: Settings, job_name: str) -> str:
 
 
 def _already_started(
-    trigger: Trigger, settings: Settings, job_name: str, state: runs.TrainingState, now: datetime
+    trigger: Trigger,
+    settings: Settings,
+    job_name: str,
+    state: runs.TrainingState,
+    now: datetime,
+    guard: LockGuard,
+    *,
+    recorded: bool,
 ) -> dict[str, Any]:
-    """This trigger's job exists already (a replay after the idempotency record expired)."""
+    """This trigger's job exists already (a replay after the idempotency record expired).
+
+    A failure while asking SageMaker about it leaves through the guard, which gives the lock back.
+    """
     status = _job_status(settings, job_name)
+    table = settings.runs_table
     if status in RUNNING_STATES:
         # The lock we hold names this very job: keep it, and make sure the run is on record.
-        if runs.get_item(settings.runs_table, runs.run_key(job_name)) is None:
-            runs.record_training_started(settings.runs_table, job_name=job_name, now=now, state=state)
-            _record_run(settings, trigger, job_name, now)
+        guard.keep()
+        if recorded:
+            runs.record_training_started(table, job_name=job_name, now=now, state=state)
+            runs.update_item(table, runs.run_key(job_name), set_values={"status": runs.RUN_IN_PROGRESS})
     else:
-        runs.release_lock(settings.runs_table, owner=job_name)
+        if recorded:  # no record was left from the first start: this one says how the job ended
+            runs.update_item(table, runs.run_key(job_name), set_values={"status": status})
+        runs.release_lock(table, owner=job_name)
+        guard.keep()  # released on purpose
     logger.info(
         f"{settings.job_kind} job for this trigger exists already", extra={"job_name": job_name, "status": status}
     )

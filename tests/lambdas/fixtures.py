@@ -14,6 +14,7 @@ import random
 import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +347,34 @@ def upload(key: str, data: bytes) -> dict[str, Any]:
         version_id=response.get("VersionId"),
         sequencer=hashlib.sha1(key.encode() + data).hexdigest()[:18].upper(),
     )
+
+
+# ------------------------------------------------------------------------------------------- runs
+
+
+def record_started_run(
+    job_name: str, *, lock: bool = True, kind: str = "training", trigger_id: str = "event:1", at: datetime | None = None
+) -> None:
+    """The lock and the run record exactly as the start function leaves them for a job it started.
+
+    `lock=False`: the job took the lock when it started, but holds it no more (expired, or taken by a newer job).
+    """
+    from lambdas.shared import runs
+
+    now = at or datetime.now(UTC)
+    ttl = json.loads(ENV[c.ENV_RETRAIN_POLICY])["lock_ttl_seconds"]
+    if lock:
+        assert runs.acquire_lock(RUNS_TABLE, owner=job_name, trigger_id=trigger_id, now=now, ttl_seconds=ttl)
+    fields = {
+        "kind": kind,
+        "trigger_kind": "schedule",
+        "reason": "schedule",
+        "trigger": "schedule at 2026-11-23T05:00:00Z",
+    }
+    assert runs.record_run_starting(
+        RUNS_TABLE, job_name=job_name, trigger_id=trigger_id, now=now, lock_ttl_seconds=ttl, fields=fields
+    )
+    runs.update_item(RUNS_TABLE, runs.run_key(job_name), set_values={"status": runs.RUN_IN_PROGRESS})
 
 
 # ---------------------------------------------------------------------------------------- recording

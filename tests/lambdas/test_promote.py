@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from lambdas.promote import handler as promote
@@ -32,11 +33,13 @@ from tests.lambdas.fixtures import (
     FakeContext,
     aws_client,
     emf_metrics,
+    error_response,
     evaluation,
     forbid,
     load_event,
     model_tar,
     put_model,
+    record_started_run,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
@@ -60,16 +63,13 @@ def training_event(name: str = "training_job_completed.json") -> dict[str, Any]:
 
 
 def started_job(candidate_auc: float | None = 0.93, *, lock: bool = True) -> None:
-    """What start_training leaves behind (lock, run record) and what the job wrote (model.tar.gz)."""
+    """What start_training leaves behind (lock, run record) and what the job wrote (model.tar.gz).
+
+    `lock=False`: the job took the lock when it started, but holds it no more (it expired, or a newer job has it).
+    """
     if candidate_auc is not None:
         put_model(CANDIDATE_URL, model_tar(evaluation_json=evaluation(candidate_auc)))
-    if lock:
-        runs.acquire_lock(RUNS_TABLE, owner=JOB, trigger_id="event:1", now=datetime.now(UTC), ttl_seconds=7200)
-    runs.put_item(
-        RUNS_TABLE,
-        runs.run_key(JOB),
-        {"reason": "schedule", "trigger": "schedule at 2026-11-23T05:00:00Z", "status": "InProgress"},
-    )
+    record_started_run(JOB, lock=lock)
 
 
 def packages() -> list[dict[str, Any]]:
@@ -268,14 +268,18 @@ def test_worse_candidate_is_rejected_with_reason_and_the_endpoint_left_untouched
     assert runs.lock_holder(RUNS_TABLE) is None
 
 
-def test_candidate_without_evaluation_is_rejected(resources: Aws) -> None:
+def test_candidate_without_evaluation_is_a_recorded_failure(resources: Aws) -> None:
     # GIVEN a model.tar.gz without evaluation.json
     started_job(None)
     put_model(CANDIDATE_URL, model_tar(evaluation_json=None))
-    forbid("sagemaker", "UpdateEndpoint")
-    # WHEN the Completed event arrives / THEN it is rejected as not evaluable
+    forbid("sagemaker", "UpdateEndpoint", "CreateModelPackage")
+    # WHEN the Completed event arrives
     result = promote.handler(training_event(), FakeContext())
-    assert result["decision"] == "rejected" and "not evaluable" in result["reason"]
+    # THEN nothing is registered; the run is recorded Failed (not left InProgress), the operator told, the lock freed
+    assert result["status"] == "Failed" and result["counted"]
+    assert (runs.get_item(RUNS_TABLE, runs.run_key(JOB)) or {})["status"] == "Failed"
+    assert [n["Message"]["event"] for n in resources.notices()] == ["candidate-failed"]
+    assert runs.lock_holder(RUNS_TABLE) is None
 
 
 def test_duplicate_completed_event_registers_nothing_twice(resources: Aws) -> None:
@@ -305,13 +309,16 @@ def test_failed_or_stopped_job_notifies_with_the_reason_and_releases_the_lock(
 
 
 def test_exception_inside_promote_still_releases_the_lock(resources: Aws) -> None:
-    # GIVEN a Completed job whose model.tar.gz cannot be read (S3 says NoSuchKey)
-    started_job(None)
+    # GIVEN a Completed job, and the registry refusing the package
+    started_job(0.93)
+    CallRecorder("sagemaker", "CreateModelPackage", lambda p: error_response("ValidationException", "no")).install()
     # WHEN promote handles the event
-    with pytest.raises(Exception, match="NoSuchKey"):
+    with pytest.raises(ClientError) as raised:
         promote.handler(training_event(), FakeContext())
-    # THEN the lock was released on the way out
+    # THEN the error surfaces (the event is retried), the lock was released on the way out, the run says why
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert runs.lock_holder(RUNS_TABLE) is None
+    assert (runs.get_item(RUNS_TABLE, runs.run_key(JOB)) or {})["last_error"].startswith("ClientError")
 
 
 def test_a_lock_held_by_another_job_is_not_released(resources: Aws) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from lambdas.promote import handler as promote
@@ -51,6 +52,7 @@ from tests.lambdas.fixtures import (
     load_event,
     model_tar,
     put_model,
+    record_started_run,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
@@ -294,18 +296,7 @@ def started_tuning(candidate_auc: float | None = 0.93, *, lock: bool = True) -> 
     """What start_training leaves behind for a tuning run, and what its best child wrote."""
     if candidate_auc is not None:
         put_model(BEST_URL, model_tar(evaluation_json=evaluation(candidate_auc)))
-    if lock:
-        runs.acquire_lock(RUNS_TABLE, owner=TUNING, trigger_id="event:1", now=datetime.now(UTC), ttl_seconds=7200)
-    runs.put_item(
-        RUNS_TABLE,
-        runs.run_key(TUNING),
-        {
-            "kind": "tuning",
-            "reason": "schedule",
-            "trigger": "schedule at 2026-11-23T05:00:00Z",
-            "status": "InProgress",
-        },
-    )
+    record_started_run(TUNING, lock=lock, kind="tuning")
 
 
 def best_training_job(**changes: Any) -> dict[str, Any]:
@@ -556,12 +547,25 @@ def test_unfinished_tuning_job_event_changes_nothing(resources: Aws) -> None:
     assert (runs.lock_holder(RUNS_TABLE) or {})["owner"] == TUNING
 
 
-def test_exception_while_deciding_on_the_best_job_still_releases_the_lock(resources: Aws) -> None:
-    # GIVEN a Completed tuning job whose best model.tar.gz cannot be read (S3 says NoSuchKey)
+def test_best_job_without_a_model_is_a_recorded_failure_and_releases_the_lock(resources: Aws) -> None:
+    # GIVEN a Completed tuning job whose best model.tar.gz does not exist (S3 says NoSuchKey)
     started_tuning(None)
     CallRecorder("sagemaker", "DescribeTrainingJob", lambda p: best_training_job()).install()
+    # WHEN promote handles the event
+    result = promote.handler(load_event("tuning_job_completed.json"), FakeContext())
+    # THEN the tuning run is recorded Failed, the operator told, nothing registered, and the lock is free
+    assert result["status"] == "Failed" and result["counted"]
+    assert (runs.get_item(RUNS_TABLE, runs.run_key(TUNING)) or {})["status"] == "Failed"
+    assert [n["Message"]["event"] for n in resources.notices()] == ["candidate-failed"]
+    assert packages() == [] and runs.lock_holder(RUNS_TABLE) is None
+
+
+def test_exception_while_deciding_on_the_best_job_still_releases_the_lock(resources: Aws) -> None:
+    # GIVEN a Completed tuning job whose best job SageMaker cannot describe right now
+    started_tuning(0.93)
+    CallRecorder("sagemaker", "DescribeTrainingJob", lambda p: error_response("ValidationException", "no")).install()
     # WHEN promote handles the event / THEN the error surfaces (the event is retried) and the lock is free
-    with pytest.raises(Exception, match="NoSuchKey"):
+    with pytest.raises(ClientError):
         promote.handler(load_event("tuning_job_completed.json"), FakeContext())
     assert runs.lock_holder(RUNS_TABLE) is None
 

@@ -249,12 +249,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def inproc_one(i: int) -> None:
             data = inference.input_fn(single_bodies[i], "text/csv")
-            inference.output_fn(inference.predict_fn(data, model), "text/csv")
+            inference.output_fn(inference.predict_fn(data, model), "text/csv")[0]
 
         def inproc_bulk() -> bytes:
             return inference.output_fn(
                 inference.predict_fn(inference.input_fn(bulk_body, "text/csv"), model), "text/csv"
-            )
+            )[0]
 
         def floor_bulk() -> None:
             model.booster.inplace_predict(bulk, iteration_range=model.iteration_range, validate_features=False)

@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -28,12 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sagecycle.packaging import deterministic_targz
+from sagecycle.packaging import build_sourcedir, deterministic_targz
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "training_scripts"
 TRAIN_SCRIPT = "train.py"
-INFERENCE_SCRIPT = "inference.py"
-MODEL_MEMBERS = ("xgboost-model", "schema.json", "evaluation.json", "baseline.json")
 Distribution = Literal["FullyReplicated", "ShardedByS3Key"]
 _GRACE_SECONDS = 60.0  # how long the other hosts get to notice a failed one (a loaded 2-core CI box is slow)
 
@@ -206,12 +205,14 @@ def _wait(processes: Sequence[subprocess.Popen[str]], timeout: float | None) -> 
     return None
 
 
-def package_model(model_dir: Path, output_tar: Path, inference_script: Path | None = None) -> Path:
-    """model.tar.gz: the four model files, plus code/inference.py when that script exists. Deterministic."""
-    inference = inference_script if inference_script is not None else SCRIPTS_DIR / INFERENCE_SCRIPT
-    members = [(name, (model_dir / name).read_bytes()) for name in MODEL_MEMBERS]
-    if inference.is_file():
-        members.append((f"code/{INFERENCE_SCRIPT}", inference.read_bytes()))
+def package_model(model_dir: Path, output_tar: Path) -> Path:
+    """model.tar.gz: exactly the files the job left in its model directory, as SageMaker packs them.
+
+    Nothing is added here (train.py writes its own serving code into code/), so a model that serves locally
+    serves from a real training job's artifact too. Deterministic: members in path order, fixed metadata.
+    """
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file())
+    members = [(p.relative_to(model_dir).as_posix(), p.read_bytes()) for p in files]
     output_tar.parent.mkdir(parents=True, exist_ok=True)
     output_tar.write_bytes(deterministic_targz(members))
     return output_tar
@@ -259,12 +260,12 @@ def run_local_training(
             (root / sub).mkdir(parents=True, exist_ok=True)
     sources = {name: Path(path) for name, path in channels.items()}
     _stage_channels(sources, distribution or {}, roots)
-    # The container receives source_dir flat in /opt/ml/code and runs `python train.py` there.
+    # The container receives the source tarball extracted in /opt/ml/code and runs `python train.py` there: stage
+    # the very tarball a real job gets (the same builder the Model stack uploads).
     code = work / "code"
     code.mkdir(parents=True, exist_ok=True)
-    for script in sorted(Path(scripts_dir).glob("*.py")):
-        if script.name != "__init__.py":
-            shutil.copy2(script, code / script.name)
+    with tarfile.open(build_sourcedir(work / "sourcedir", Path(scripts_dir))) as tar:
+        tar.extractall(code, filter="data")
     hps = {str(k): str(v) for k, v in (hyperparameters or {}).items()}
     port = tracker_port or free_port()
     argv = [arg for key, value in hps.items() for arg in (f"--{key}", value)]

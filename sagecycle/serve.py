@@ -1,20 +1,26 @@
-"""`sagecycle serve MODEL_DIR`: the SageMaker hosting contract on this machine, through the real inference code.
+"""`sagecycle serve MODEL`: a model served on this machine the way SageMaker's XGBoost container serves it.
+
+The model starts as the container starts it (`sagecycle.container.start_container`): from the artifact as the
+training job left it and the model's container Environment (the same `hosting_environment` promote and the
+Endpoint stack use), importing `inference.py` from the artifact's own code/ and running it through
+sagemaker-inference's `Transformer`. Statuses, the default Accept and body decoding are therefore the toolkit's.
 
 Routes:
 - `GET /ping`: 200 once the model is loaded (it is loaded before the server accepts connections).
-- `POST /invocations`: the container contract. Errors keep their own status (400/406/413/415, 500) with a
-  JSON body `{"message": ..., "status": ..., "error": ..., "row"?, "column"?, "feature"?}`.
+- `POST /invocations`: the container contract. An error answers with the toolkit's status (400/406/413/415,
+  500) and its body: the message, then the traceback.
 - `POST /endpoints/<name>/invocations`: the sagemaker-runtime InvokeEndpoint API, so boto3 (and the SageMaker
   SDK's serializers) work unchanged with `endpoint_url="http://127.0.0.1:8080"`. Success carries
   `Content-Type` and `x-Amzn-Invoked-Production-Variant`; a failed invocation answers as SageMaker does:
   HTTP 424 with `x-amzn-ErrorType: ModelError` and `{"Message", "OriginalStatusCode", "OriginalMessage",
-  "LogStreamArn", "ErrorCode"}`, so boto3 raises a ClientError whose message carries ours.
+  "LogStreamArn", "ErrorCode"}`, so boto3 raises a ClientError whose message carries the container's.
 
-Requests go through training_scripts/inference.py's model_fn/input_fn/predict_fn/output_fn, the same code the
-framework container runs. The WSGI app (`create_app`) runs under gunicorn (`run_server`): the model is loaded
-once in the master (preload) and shared by forked workers, each with a pool of threads. One JSON log line per
-invocation goes to stderr. `--capture-dir` writes SageMaker data-capture JSON Lines files under
-`DIR/<endpoint>/<variant>/yyyy/mm/dd/hh/`, the layout and record shape a monitoring job reads.
+What this layer adds is SageMaker's front end: the payload limit (6 MB real-time, `--max-payload-mb` up to
+100 for batch transform), a deadline for a client's body (408), data capture and one JSON log line per
+invocation on stderr. It runs under gunicorn (`run_server`), one worker per CPU by default as the container
+does, the model loaded once in the master and shared by the forked workers. `--capture-dir` writes SageMaker
+data-capture JSON Lines files under `DIR/<endpoint>/<variant>/yyyy/mm/dd/hh/`, the layout a monitor reads.
+docs/serving.md lists what still differs from the real container, and why.
 """
 
 from __future__ import annotations
@@ -34,23 +40,34 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
+from lambdas.shared.jobspec import hosting_environment
+from sagecycle.container import (
+    REALTIME_MAX_PAYLOAD_BYTES,
+    TRANSFORM_MAX_PAYLOAD_MB,
+    ContainerStartError,
+    HostedModel,
+    Invocation,
+    start_container,
+)
 from training_scripts import inference
 
 LOG = logging.getLogger("sagecycle.serve")
 DEFAULT_ENDPOINT = "local-endpoint"
 DEFAULT_VARIANT = "AllTraffic"
+# A client has this long to deliver its body once its headers are in; then 408 and the thread is free again.
+DEFAULT_BODY_TIMEOUT = 30.0
+_READ_CHUNK = 1 << 16
 _RUNTIME_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 _CAPTURE_ENCODINGS = {inference.CSV: "CSV", inference.JSON: "JSON", inference.JSONLINES: "JSON"}
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    408: "Request Timeout",
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
@@ -137,22 +154,32 @@ def _capture_part(body: bytes, content_type: str, mode: str) -> dict[str, str]:
 
 
 class ServingApp:
-    """The WSGI application: /ping, /invocations and /endpoints/<name>/invocations over one loaded model."""
+    """The WSGI application: /ping, /invocations and /endpoints/<name>/invocations over one started model.
+
+    Each invocation goes through the container's own toolkit (`HostedModel.invoke`); this layer adds only what
+    SageMaker's front end adds: the payload limit, the runtime API's error wrapping, data capture and a log line.
+    """
 
     def __init__(
         self,
-        model: inference.Model,
+        hosted: HostedModel,
         *,
         endpoint_name: str = DEFAULT_ENDPOINT,
         variant: str = DEFAULT_VARIANT,
         capture: DataCapture | None = None,
-        max_body_bytes: int = 100 * 1024 * 1024,
+        max_body_bytes: int = REALTIME_MAX_PAYLOAD_BYTES,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
-        self.model = model
+        self.hosted = hosted
         self.endpoint_name = endpoint_name
         self.variant = variant
         self.capture = capture
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+
+    @property
+    def model(self) -> Any:
+        return self.hosted.model
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -177,24 +204,21 @@ class ServingApp:
         content_type = environ.get("CONTENT_TYPE") or None
         accept = environ.get("HTTP_ACCEPT") or None
         body = b""
-        rows = 0
-        error: dict[str, Any] | None = None
         try:
             body = self._read_body(environ)
-            # Check the Content-Type and Accept before any parsing work.
-            response_type, _ = inference.resolve_accept(accept, content_type)
-            prediction = inference.predict_fn(inference.input_fn(body, content_type), self.model)
-            rows = len(prediction.scores)
-            output = inference.output_fn(prediction, accept)
-        except inference.BadRequest as e:
-            error = e.to_dict()
-        except Exception as e:  # a bug, not the caller's fault: answer 500 and keep the worker alive
-            LOG.error("invocation failed\n%s", traceback.format_exc())
-            error = {"message": f"internal error: {type(e).__name__}: {e}", "status": 500, "error": _REASONS[500]}
+        except _FrontEndError as e:
+            result = Invocation(e.status, e.message.encode("utf-8"), None)
+        else:
+            try:
+                result = self.hosted.invoke(body, content_type, accept)
+            except Exception as e:  # the toolkit answers every error itself; this is a bug in this layer
+                LOG.error("invocation failed\n%s", traceback.format_exc())
+                result = Invocation(500, f"internal error: {type(e).__name__}: {e}".encode(), None)
 
         headers = [("x-Amzn-Invoked-Production-Variant", self.variant)]
-        if error is None:
-            status = 200
+        if result.ok:
+            status, output = 200, result.body
+            response_type = result.content_type or self.hosted.default_accept
             if self.capture is not None:
                 try:
                     self.capture.record(
@@ -211,63 +235,94 @@ class ServingApp:
         elif runtime:
             # The runtime API wraps any container error as ModelError (HTTP 424), as SageMaker does.
             status = 424
-            output = _json(_model_error(error, endpoint))
+            output = _json(_model_error(result, endpoint))
             headers += [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ModelError")]
         else:
-            status = error["status"]
-            output = _json(error)
-            headers.append(("Content-Type", "application/json"))
+            # The container's own answer: the toolkit's status, and the message followed by its traceback.
+            status, output = result.status, result.body
+            headers.append(("Content-Type", "text/plain; charset=utf-8"))
         if runtime:
             headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
         start_response(f"{status} {_REASONS.get(status, 'Error')}", [*headers, ("Content-Length", str(len(output)))])
 
-        record = {
+        record: dict[str, Any] = {
             "event": "invocation",
             "path": environ.get("PATH_INFO"),
             "endpoint": endpoint,
             "status": status,
-            "rows": rows,
             "content_type": content_type,
             "accept": accept,
             "bytes_in": len(body),
             "bytes_out": len(output),
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
-        if error is not None:
-            record["error"] = error["message"][:300]
+        if not result.ok:
+            record["error"] = result.message[:300]
         LOG.info(json.dumps(record))
         return [output]
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
+        """Reads the body within the payload limit and a deadline, so a stalled client cannot hold a thread."""
         length = environ.get("CONTENT_LENGTH")
         size = int(length) if length and length.isdigit() else None
         if size is not None and size > self.max_body_bytes:
-            raise inference.BadRequest(f"the body is {size:,} bytes; the limit is {self.max_body_bytes:,} bytes", 413)
+            raise _FrontEndError(413, f"the body is {size:,} bytes; the limit is {self.max_body_bytes:,} bytes")
         stream = environ["wsgi.input"]
-        body = stream.read(size) if size is not None else stream.read(self.max_body_bytes + 1)
-        if len(body) > self.max_body_bytes:
-            raise inference.BadRequest(f"the body is over the limit of {self.max_body_bytes:,} bytes", 413)
-        return body
+        sock = environ.get("gunicorn.socket")
+        deadline = time.monotonic() + self.body_timeout
+        want = size if size is not None else self.max_body_bytes + 1
+        chunks: list[bytes] = []
+        got = 0
+        while got < want:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _FrontEndError(408, f"the body did not arrive within {self.body_timeout:g} s")
+            if sock is not None:
+                sock.settimeout(remaining)
+            try:
+                chunk = stream.read(min(_READ_CHUNK, want - got))
+            except (TimeoutError, OSError):
+                raise _FrontEndError(408, f"the body did not arrive within {self.body_timeout:g} s") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if sock is not None:
+            sock.settimeout(None)
+        if size is not None and got < size:
+            raise _FrontEndError(400, f"the body ended after {got:,} of {size:,} bytes")
+        if got > self.max_body_bytes:
+            raise _FrontEndError(413, f"the body is over the limit of {self.max_body_bytes:,} bytes")
+        return b"".join(chunks)
 
     def warm_up(self) -> None:
-        """Scores one all-missing row, so a new worker's first request does not pay XGBoost's start-up."""
-        row = np.full((1, self.model.n_features), np.nan)
-        for booster in (self.model.small_booster, self.model.booster):
-            booster.inplace_predict(row, iteration_range=self.model.iteration_range)
+        """One all-missing row through the toolkit, so a new worker's first request does not pay XGBoost's start-up."""
+        n = int(getattr(self.hosted.model, "n_features", 1))
+        for rows in (1, 2000):  # both boosters: the one-thread one for small requests and the all-cores one
+            self.hosted.invoke(("," * (n - 1) + "\n").encode() * rows, inference.CSV, inference.CSV)
 
     def close(self) -> None:
         if self.capture is not None:
             self.capture.close()
 
 
-def _model_error(error: dict[str, Any], endpoint: str) -> dict[str, Any]:
-    status = error["status"]
+class _FrontEndError(Exception):
+    """Refused before the container sees it (SageMaker's front end: payload size, a body that never arrives)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _model_error(result: Invocation, endpoint: str) -> dict[str, Any]:
+    status = result.status
     kind = "client" if status < 500 else "server"
+    original = result.body.decode("utf-8", "replace")
     return {
         "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
-        "Message": f'Received {kind} error ({status}) from primary with message "{error["message"]}". '
+        "Message": f'Received {kind} error ({status}) from primary with message "{original}". '
         f"See the sagecycle serve log for endpoint {endpoint}.",
-        "OriginalMessage": error["message"],
+        "OriginalMessage": original,
         "OriginalStatusCode": status,
         "LogStreamArn": "",
     }
@@ -285,46 +340,65 @@ def _respond(start_response: StartResponse, status: int, body: bytes, content_ty
     return [body]
 
 
+def default_environment() -> dict[str, str]:
+    """The Environment every deployed model gets (promote's CreateModel and the Endpoint stack share it)."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return hosting_environment(region=region, container_log_level=20)
+
+
 def create_app(
     model_dir: str | os.PathLike[str],
     *,
+    environment: Mapping[str, str] | None = None,
     capture_dir: str | os.PathLike[str] | None = None,
     endpoint_name: str = DEFAULT_ENDPOINT,
     variant: str = DEFAULT_VARIANT,
-    max_body_bytes: int = 100 * 1024 * 1024,
+    max_body_bytes: int = REALTIME_MAX_PAYLOAD_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> ServingApp:
-    """Loads a model directory through `inference.model_fn` and returns the WSGI app serving it.
+    """Starts a model directory the way SageMaker's container does and returns the WSGI app serving it.
 
     Args:
-        model_dir: a directory in the model artifact layout (not a tarball; see `model_directory`).
+        model_dir: model.tar.gz extracted as-is (see `model_directory`); its code/ holds inference.py.
+        environment: the model's container Environment; default `default_environment()`.
         capture_dir: where to write data-capture files; None disables capture.
         endpoint_name: the endpoint name for `/invocations` (the runtime path names its own).
         variant: the production variant reported in responses and capture paths.
-        max_body_bytes: larger bodies get 413.
+        max_body_bytes: larger bodies get 413 (SageMaker: 6 MB real-time; MaxPayloadInMB for batch transform).
+        body_timeout: seconds a client has to deliver its body; then 408.
 
     Returns:
-        The `ServingApp`.
+        The `ServingApp`. Raises `ContainerStartError` when the container would not start this model.
     """
-    model = inference.model_fn(str(model_dir))
+    hosted = start_container(Path(model_dir), environment if environment is not None else default_environment())
     capture = DataCapture(Path(capture_dir), variant) if capture_dir is not None else None
     return ServingApp(
-        model, endpoint_name=endpoint_name, variant=variant, capture=capture, max_body_bytes=max_body_bytes
+        hosted,
+        endpoint_name=endpoint_name,
+        variant=variant,
+        capture=capture,
+        max_body_bytes=max_body_bytes,
+        body_timeout=body_timeout,
     )
 
 
 def model_directory(path: str | os.PathLike[str], scratch: Path) -> Path:
-    """Returns the model directory for `path`: the directory itself, or a model.tar.gz extracted into `scratch`."""
+    """Returns the model directory for `path`: the directory itself, or a model.tar.gz extracted into `scratch`.
+
+    Extracted as SageMaker does, as-is into one directory: an archive whose files sit under a top-level folder
+    would not serve there either. Unsafe members (absolute paths, `..`, links out) are refused.
+    """
     source = Path(path)
     if source.is_dir():
         return source
     if not source.is_file() or not tarfile.is_tarfile(source):
         raise FileNotFoundError(f"{path} is neither a model directory nor a model.tar.gz")
-    with tarfile.open(source) as tar:
-        tar.extractall(scratch, filter="data")
-    for candidate in [scratch, *sorted(p for p in scratch.iterdir() if p.is_dir())]:
-        if (candidate / "xgboost-model").is_file():
-            return candidate
-    raise FileNotFoundError(f"{path} holds no xgboost-model")
+    try:
+        with tarfile.open(source) as tar:
+            tar.extractall(scratch, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        raise ValueError(f"{path} cannot be extracted safely: {e}") from None
+    return scratch
 
 
 def _run_gunicorn(app: ServingApp, options: dict[str, Any]) -> None:
@@ -347,26 +421,34 @@ def run_server(
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
-    workers: int = 1,
+    workers: int | None = None,
     threads: int = 4,
     capture_dir: str | os.PathLike[str] | None = None,
     endpoint_name: str = DEFAULT_ENDPOINT,
     variant: str = DEFAULT_VARIANT,
-    max_body_bytes: int = 100 * 1024 * 1024,
+    max_body_bytes: int = REALTIME_MAX_PAYLOAD_BYTES,
+    environment: Mapping[str, str] | None = None,
     timeout: int = 120,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> None:
-    """Serves a model directory or model.tar.gz with gunicorn (threaded workers, model preloaded) until stopped."""
+    """Serves a model directory or model.tar.gz with gunicorn (threaded workers, model preloaded) until stopped.
+
+    `workers` defaults to one per CPU, as the XGBoost container starts one model worker per CPU.
+    """
     _configure_logging()
+    workers = workers or os.cpu_count() or 1
     owner = os.getpid()
     scratch = Path(tempfile.mkdtemp(prefix="sagecycle-serve-"))
     try:
         app = _off_main_thread(
             lambda: create_app(
                 model_directory(model_dir, scratch),
+                environment=environment,
                 capture_dir=capture_dir,
                 endpoint_name=endpoint_name,
                 variant=variant,
                 max_body_bytes=max_body_bytes,
+                body_timeout=body_timeout,
             )
         )
         model = app.model
@@ -375,12 +457,15 @@ def run_server(
                 {
                     "event": "start",
                     "model": str(model_dir),
-                    "task": model.task,
-                    "features": model.n_features,
-                    "threshold": model.threshold,
+                    "task": getattr(model, "task", None),
+                    "features": getattr(model, "n_features", None),
+                    "threshold": getattr(model, "threshold", None),
+                    "program": app.hosted.environment.get("SAGEMAKER_PROGRAM"),
+                    "default_accept": app.hosted.default_accept,
                     "url": f"http://{host}:{port}",
                     "workers": workers,
                     "threads": threads,
+                    "max_body_bytes": max_body_bytes,
                     "capture_dir": str(capture_dir) if capture_dir else None,
                 }
             )
@@ -445,30 +530,66 @@ def _configure_logging() -> None:
     LOG.propagate = False
 
 
+def _environment_item(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sagecycle serve",
-        description="Serve a model directory (or model.tar.gz) on the SageMaker hosting contract: "
-        "GET /ping, POST /invocations and POST /endpoints/<name>/invocations.",
+        description="Serve a model directory (or model.tar.gz) the way SageMaker's XGBoost container does, through "
+        "the sagemaker-inference toolkit: GET /ping, POST /invocations and POST /endpoints/<name>/invocations.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model_dir", help="model directory or model.tar.gz (xgboost-model, schema.json, ...)")
+    parser.add_argument("model_dir", help="model directory or model.tar.gz, as a training job left it (with code/)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (one per CPU)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--capture-dir", help="write SageMaker data-capture JSON Lines files under this directory")
     parser.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT, help="endpoint name for /invocations")
     parser.add_argument("--variant", default=DEFAULT_VARIANT, help="production variant name")
-    parser.add_argument("--max-body-mb", type=float, default=100.0, help="larger request bodies get 413")
+    parser.add_argument(
+        "--max-payload-mb",
+        type=float,
+        default=REALTIME_MAX_PAYLOAD_BYTES / 2**20,
+        help=f"larger request bodies get 413 (SageMaker real-time: 6; batch transform MaxPayloadInMB: up to "
+        f"{TRANSFORM_MAX_PAYLOAD_MB})",
+    )
+    parser.add_argument(
+        "--batch", action="store_true", help="serve as a batch transform container (SAGEMAKER_BATCH=true)"
+    )
+    parser.add_argument(
+        "--env",
+        type=_environment_item,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="container Environment entry over the deployed models' own (repeat)",
+    )
     parser.add_argument("--timeout", type=int, default=120, help="seconds before a stuck worker is restarted")
+    parser.add_argument(
+        "--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT, help="seconds a client has to send its body"
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 1:
         parser.error("--workers and --threads must be at least 1")
+    if not 0 < args.max_payload_mb <= TRANSFORM_MAX_PAYLOAD_MB:
+        parser.error(f"--max-payload-mb must be in (0, {TRANSFORM_MAX_PAYLOAD_MB}]")
+    if args.body_timeout <= 0:
+        parser.error("--body-timeout must be positive")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    environment = default_environment()
+    if args.batch:
+        environment["SAGEMAKER_BATCH"] = "true"
+    environment.update(dict(args.env))
     try:
         run_server(
             args.model_dir,
@@ -479,10 +600,12 @@ def main(argv: list[str] | None = None) -> int:
             capture_dir=args.capture_dir,
             endpoint_name=args.endpoint_name,
             variant=args.variant,
-            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            max_body_bytes=int(args.max_payload_mb * 1024 * 1024),
+            environment=environment,
             timeout=args.timeout,
+            body_timeout=args.body_timeout,
         )
-    except (FileNotFoundError, ValueError) as e:  # no model, or one that fails its own checks
+    except (FileNotFoundError, ValueError, ContainerStartError) as e:  # no model, or one that cannot start
         print(f"sagecycle serve: {e}", file=sys.stderr)
         return 2
     except SystemExit as e:  # gunicorn exits through SystemExit on shutdown

@@ -1,22 +1,28 @@
 """Serving entry points for the SageMaker XGBoost framework container (and for `sagecycle serve`).
 
-The container calls `model_fn` once, then `input_fn` -> `predict_fn` -> `output_fn` per request. This file
-ships as `code/inference.py` inside model.tar.gz, so it imports only what that container has: the standard
-library, numpy, pandas and xgboost (plus the container's own error class, when present, so our client
-errors keep their 4xx status there instead of becoming 500s).
+The container imports this file from the model's own code/ directory (train.py writes it there), runs it through
+sagemaker-inference's Transformer, calls `model_fn` once, then `input_fn` -> `predict_fn` -> `output_fn` per
+request. It imports only what that container has: the standard library, numpy, pandas and xgboost, the shared
+`contract` package shipped beside it, and the toolkit's error class, so client errors keep their 4xx status
+(any other exception becomes a 500 there).
 
-Requests (`Content-Type`; parameters such as `; charset=utf-8` are accepted):
-- `text/csv`: headerless rows, the features in schema order, no label column (what the SageMaker SDK's
-  CSVSerializer sends). In CSV a categorical cell that reads as a number is the category's integer code;
-  anything else must be one of the category strings. An empty cell, `nan` or a schema missing token is a
-  missing value. A missing Content-Type means CSV.
+Requests (`Content-Type`; `charset` must be UTF-8):
+- `text/csv`: headerless rows, the features in schema order (what the SageMaker SDK's CSVSerializer sends).
+  `label_size=1` says each row starts with a label column, which is ignored; `label_size=0` or none: features
+  only. In CSV a categorical cell that reads as a number is the category's integer code; anything else must be
+  one of the category strings. An empty cell, `nan` or a schema missing token is a missing value. A missing
+  Content-Type means CSV.
 - `application/json`: `{"instances": [row, ...]}` (a bare list of rows is accepted too); a row is a list in
   schema order or an object keyed by feature name, where an absent key is a missing value. A JSON number
   in a categorical column is a code, a string is a category name (or, failing that, a code), null is missing.
 - `application/jsonlines`: one row per line, each a list or an object as above.
+- `text/libsvm` (the SDK XGBoostPredictor's default; also `text/x-libsvm`): `<label>[:<weight>] <index>:<value>
+  ...` per line, read as XGBoost reads LIBSVM: the first token is the label (ignored), indices are zero-based,
+  an absent feature is missing.
 A request holds 1 to 100,000 rows. Rows are numbered from 1, blank lines not counted.
 
-Responses (`Accept`; a missing Accept or `*/*` answers in the request's own format):
+Responses (`Accept`): the toolkit replaces a missing Accept or `*/*` by SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT
+(text/csv in every model sagecycle deploys); without that variable the answer is in the request's format.
 - `text/csv`: like the built-in XGBoost algorithm, one value per row joined by commas for a binary or
   regression model (`0.12,0.87`); rows on separate lines when a row has several values (multiclass
   probabilities, or a label). Batch transform (`SAGEMAKER_BATCH` set) always writes one line per row.
@@ -30,7 +36,8 @@ class name (`predicted_label` in JSON, a last CSV column): binary uses the thres
 evaluation.json (P(class 1) >= threshold), multiclass the most probable class. Regression has no labels (406).
 
 Errors raise `BadRequest` with an HTTP status (400 bad data, 406 unsupported Accept, 413 too many rows,
-415 unsupported Content-Type) and a message that names the row, column and problem.
+415 unsupported Content-Type) and a message that names the row, column and problem. No client input may
+raise anything else: the container would answer it with a 500, which counts against the canary.
 """
 
 from __future__ import annotations
@@ -59,16 +66,22 @@ except ImportError:  # outside the container
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
+LIBSVM = "text/libsvm"
 MAX_ROWS = 100_000
 
-_REQUEST_TYPES = {
+_RESPONSE_TYPES = {
     CSV: CSV,
     JSON: JSON,
     JSONLINES: JSONLINES,
     "application/x-jsonlines": JSONLINES,
     "application/jsonl": JSONLINES,
 }
-_RESPONSE_TYPES = _REQUEST_TYPES
+# text/libsvm is the SageMaker SDK XGBoostPredictor's default serializer; text/x-libsvm the container's alias.
+_REQUEST_TYPES = {**_RESPONSE_TYPES, LIBSVM: LIBSVM, "text/x-libsvm": LIBSVM}
+_ACCEPTED_REQUEST_TYPES = "text/csv, application/json, application/jsonlines or text/libsvm"
+# The toolkit answers a missing Accept or `*/*` with this (the container's Environment sets it to text/csv);
+# `*/*` inside a longer Accept list resolves to it too, so the two paths agree.
+_DEFAULT_ACCEPT = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None
 _UTF8_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii"}
 _PHRASES = {400: "Bad Request", 406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type"}
 # Below this many lines a plain Python loop beats pandas' fixed start-up cost (about 0.3 ms).
@@ -144,6 +157,7 @@ class ParsedInput:
     content_type: str  # canonical request media type, also the default response type
     text: str | None = None  # CSV body
     rows: list[Any] | None = None  # JSON / JSON Lines rows (lists or objects)
+    libsvm: list[str] | None = None  # LIBSVM lines: "<label>[:<weight>] <index>:<value> ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +281,8 @@ def input_fn(request_body: bytes | str | Any, request_content_type: str | None) 
     media = request_media_type(request_content_type)
     if media == CSV:
         text = _text(request_body)
+        if _label_columns(request_content_type):
+            text = _drop_first_column(text)
         lines = text.count("\n") + 1
         if lines > MAX_ROWS and (n := _count_rows(text)) > MAX_ROWS:
             raise _too_many_rows(n)
@@ -275,6 +291,8 @@ def input_fn(request_body: bytes | str | Any, request_content_type: str | None) 
         return ParsedInput(content_type=media, text=text)
     if media == JSON:
         return ParsedInput(content_type=media, rows=_json_rows(request_body))
+    if media == LIBSVM:
+        return ParsedInput(content_type=media, libsvm=_libsvm_lines(request_body))
     return ParsedInput(content_type=media, rows=_jsonlines_rows(request_body))
 
 
@@ -285,14 +303,43 @@ def request_media_type(content_type: str | None) -> str:
     media, params = _parse_media_range(content_type)
     kind = _REQUEST_TYPES.get(media)
     if kind is None:
-        raise BadRequest(
-            f"unsupported Content-Type {content_type!r}; send text/csv, application/json or application/jsonlines",
-            415,
-        )
-    charset = dict(params).get("charset")
+        raise BadRequest(f"unsupported Content-Type {content_type!r}; send {_ACCEPTED_REQUEST_TYPES}", 415)
+    options = dict(params)
+    charset = options.get("charset")
     if charset is not None and charset not in _UTF8_CHARSETS:
         raise BadRequest(f"unsupported charset {charset!r}; send UTF-8", 415)
+    label_size = options.get("label_size")
+    if label_size is not None and (kind != CSV or label_size not in {"0", "1"}):
+        raise BadRequest(
+            f"unsupported parameter label_size={label_size!r} in Content-Type {content_type!r}; text/csv takes "
+            "label_size=0 (features only, the default) or label_size=1 (a label column first, ignored)",
+            415,
+        )
     return kind
+
+
+def _label_columns(content_type: str | None) -> int:
+    """text/csv's label_size parameter, as the container reads it: 1 means the first column is the label."""
+    if not content_type:
+        return 0
+    return int(dict(_parse_media_range(content_type)[1]).get("label_size") or 0)
+
+
+def _drop_first_column(text: str) -> str:
+    """Label-first rows (label_size=1) become feature rows; each line must have the label column."""
+    out = []
+    rows: Any = csv.reader(io.StringIO(text)) if '"' in text else (line.split(",") for line in text.split("\n"))
+    try:
+        for r, cells in enumerate(rows, start=1):
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            if len(cells) < 2:
+                raise BadRequest(f"row {r} has no feature after its label column (label_size=1)", row=r)
+            tail = cells[1:]
+            out.append(",".join(_csv_field(c) for c in tail) if '"' in text else ",".join(tail))
+    except csv.Error as e:
+        raise BadRequest(f"the CSV body cannot be read: {e}") from None
+    return "\n".join(out)
 
 
 @lru_cache(maxsize=256)
@@ -333,8 +380,21 @@ def to_features(input_data: ParsedInput, model: Model) -> np.ndarray:
 
     NaN marks a missing value; categorical columns hold the category codes. Raises `BadRequest` (400).
     """
+    try:
+        return _to_features(input_data, model)
+    except csv.Error as e:  # e.g. a quoted field over the csv module's field size limit
+        raise BadRequest(f"the CSV body cannot be read: {e}") from None
+    except (OverflowError, RecursionError) as e:  # a number or nesting no float can hold: the client's input
+        raise BadRequest(f"the request holds a value that cannot be read as a number: {type(e).__name__}") from None
+
+
+def _to_features(input_data: ParsedInput, model: Model) -> np.ndarray:
     if input_data.text is not None:
         return _csv_features(input_data.text, model)
+    if input_data.libsvm is not None:
+        return np.array(
+            [_libsvm_row(model, line, r) for r, line in enumerate(input_data.libsvm, start=1)], dtype=np.float64
+        )
     rows = input_data.rows or []
     return np.array([_json_row(model, row, r) for r, row in enumerate(rows, start=1)], dtype=np.float64)
 
@@ -487,6 +547,61 @@ def _loads(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise BadRequest(f"{where}invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise BadRequest(f"{where}the JSON is nested too deeply") from None
+    except ValueError as e:  # e.g. an integer longer than Python's int-from-string digit limit
+        raise BadRequest(f"{where}invalid JSON: {e}") from None
+
+
+# LIBSVM ------------------------------------------------------------------------------------------------------
+
+
+def _libsvm_lines(body: Any) -> list[str]:
+    text = _text(body)
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        raise BadRequest("the request body is empty; send one LIBSVM row per line")
+    if len(lines) > MAX_ROWS:
+        raise _too_many_rows(len(lines))
+    return lines
+
+
+def _libsvm_row(model: Model, line: str, r: int) -> list[float]:
+    """One LIBSVM row, read as XGBoost reads the format: the first token is always the label (ignored here),
+    then zero-based `index:value` pairs; an absent feature is missing. Values follow the CSV cell rules."""
+    tokens = line.split()
+    label = tokens[0].split(":")
+    if len(label) > 2 or not all(_is_number(part) for part in label):
+        raise BadRequest(
+            f"row {r}: the first LIBSVM token must be the label (<label> or <label>:<weight>), "
+            f"got {_show(tokens[0])}; features are <index>:<value> after it",
+            row=r,
+        )
+    cells = [""] * model.n_features
+    seen = set()
+    for token in tokens[1:]:
+        index, sep, value = token.partition(":")
+        if not sep or not index.isascii() or not index.isdigit():
+            raise BadRequest(f"row {r}: {_show(token)} is not <index>:<value>", row=r)
+        j = int(index)
+        if j >= model.n_features:
+            raise BadRequest(
+                f"row {r}: feature index {j} is out of range; the model has {model.n_features} features, "
+                f"indexed from 0",
+                row=r,
+            )
+        if j in seen:
+            raise BadRequest(f"row {r}: feature index {j} appears twice", row=r, column=j + 1)
+        seen.add(j)
+        cells[j] = value
+    return _csv_row(model, cells, r)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _json_row(model: Model, row: Any, r: int) -> list[float]:
@@ -636,15 +751,17 @@ def predict_fn(input_data: ParsedInput, model: Model) -> Prediction:
 # -------------------------------------------------------------------------------------------------- output_fn
 
 
-def output_fn(prediction: Prediction, accept: str | None) -> bytes:
+def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     """Encodes the prediction as CSV, JSON or JSON Lines, with labels when Accept carries `labels=true`.
 
     Args:
         prediction: `predict_fn`'s result.
-        accept: the Accept header; None or `*/*` answers in the request's format.
+        accept: the Accept header (the toolkit has already replaced a missing one or `*/*` by
+            SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT); `*/*` in a list means that default, else the request's format.
 
     Returns:
-        The UTF-8 response body. Raises `BadRequest` (406) for an unsupported Accept.
+        (UTF-8 body, response media type): the toolkit sends the type as the response's Content-Type, without
+        parameters such as `labels=true`. Raises `BadRequest` (406) for an unsupported Accept.
     """
     media, want_labels = resolve_accept(accept, prediction.content_type)
     model = prediction.model
@@ -662,14 +779,14 @@ def output_fn(prediction: Prediction, accept: str | None) -> bytes:
             body = "\n".join(lines)
         if _BATCH:
             body += "\n"
-        return body.encode("utf-8")
+        return body.encode("utf-8"), media
     if labels is None:
         records = [{"score": v} for v in values]
     else:
         records = [{"score": v, "predicted_label": model.classes[k]} for v, k in zip(values, labels, strict=True)]
     if media == JSON:
-        return json.dumps({"predictions": records}).encode("utf-8")
-    return ("\n".join(map(json.dumps, records)) + "\n").encode("utf-8")
+        return json.dumps({"predictions": records}).encode("utf-8"), media
+    return ("\n".join(map(json.dumps, records)) + "\n").encode("utf-8"), media
 
 
 @lru_cache(maxsize=256)
@@ -683,7 +800,9 @@ def resolve_accept(accept: str | None, request_content_type: str | None = None) 
     Returns:
         (canonical media type, labels requested). Raises `BadRequest` (406) when nothing acceptable is offered.
     """
-    default = request_media_type(request_content_type)
+    request_type = request_media_type(request_content_type)
+    # Responses are CSV, JSON or JSON Lines; a LIBSVM request answers in the configured default, else CSV.
+    default = _DEFAULT_ACCEPT_TYPE or (request_type if request_type in _RESPONSE_TYPES else CSV)
     if not accept or not accept.strip():
         return default, False
     offers = []
@@ -708,6 +827,9 @@ def resolve_accept(accept: str | None, request_content_type: str | None = None) 
         "(add '; labels=true' for predicted labels)",
         406,
     )
+
+
+_DEFAULT_ACCEPT_TYPE = _RESPONSE_TYPES.get(_parse_media_range(_DEFAULT_ACCEPT)[0]) if _DEFAULT_ACCEPT else None
 
 
 def _labels(prediction: Prediction) -> list[int]:

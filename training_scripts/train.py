@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -54,6 +55,12 @@ except ImportError:  # SageMaker container: the scripts sit flat in /opt/ml/code
 
 MODEL_FILE = "xgboost-model"
 OUTPUT_FILES = (MODEL_FILE, data_io.SCHEMA_FILE, "evaluation.json", "baseline.json")
+# SageMaker packs exactly what the job leaves in /opt/ml/model into model.tar.gz, and the model's container runs
+# SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code. So the job itself writes the serving code there: the entry point
+# and every local package it imports (the shared contract). Nothing downstream adds files.
+SERVING_CODE_DIR = "code"
+SERVING_PROGRAM = "inference.py"
+SERVING_PACKAGES = ("contract",)
 EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 143
 DEFAULT_TRACKER_PORT = 9099
 CHECKPOINT_PREFIX, CHECKPOINT_SUFFIX, CHECKPOINTS_KEPT = "checkpoint-", ".ubj", 2
@@ -766,7 +773,39 @@ def write_outputs(
     data_io.write_text_atomic(model_dir / data_io.SCHEMA_FILE, data_io.to_json(trained.loaded.schema.raw))
     data_io.write_text_atomic(model_dir / "evaluation.json", data_io.to_json(evaluation_doc))
     data_io.write_text_atomic(model_dir / "baseline.json", data_io.to_json(baseline_doc))
+    write_serving_code(model_dir)
     data_io.write_text_atomic(model_dir / MODEL_FILE, trained.model_json)
+
+
+def serving_sources() -> list[tuple[str, Path]]:
+    """(path under code/, source file) for inference.py and the local packages it imports.
+
+    Found by import, not by a fixed path: in the container they sit beside train.py in /opt/ml/code, here the
+    contract package sits at the repository root.
+    """
+    import importlib.util
+
+    sources = [(SERVING_PROGRAM, Path(__file__).with_name(SERVING_PROGRAM))]
+    for package in SERVING_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue  # not in this source tree (yet): inference.py then does not import it either
+        root = Path(next(iter(spec.submodule_search_locations)))
+        sources += [
+            (f"{package}/{p.relative_to(root).as_posix()}", p)
+            for p in sorted(root.rglob("*.py"))
+            if "__pycache__" not in p.parts
+        ]
+    return sources
+
+
+def write_serving_code(model_dir: Path) -> None:
+    """Copies the serving code into model_dir/code, so the artifact serves on its own (see SERVING_CODE_DIR)."""
+    target = model_dir / SERVING_CODE_DIR
+    for rel, source in serving_sources():
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data_io.write_text_atomic(dest, source.read_bytes())
 
 
 def remove_outputs(model_dir: Path) -> None:
@@ -774,6 +813,7 @@ def remove_outputs(model_dir: Path) -> None:
     for name in OUTPUT_FILES:
         (model_dir / name).unlink(missing_ok=True)
         (model_dir / f".{name}.tmp").unlink(missing_ok=True)
+    shutil.rmtree(model_dir / SERVING_CODE_DIR, ignore_errors=True)
 
 
 def write_failure(output_dir: Path, reason: str) -> None:
@@ -848,8 +888,9 @@ def main(argv: list[str] | None = None) -> int:
     """Train, evaluate, write the model directory; on failure write the failure file. Returns the exit code."""
     global _stop_requested
     _stop_requested = False
-    model_dir = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
-    output_dir = Path(_default_output_dir())
+    # Known before parsing, so that even a failure to parse removes an earlier run's model from the right place.
+    model_dir = Path(_early_option(argv, "model-dir") or os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    output_dir = Path(_early_option(argv, "output-dir") or _default_output_dir())
     # SIGTERM (spot interruption, StopTrainingJob) ends the round, saves a checkpoint and exits 143.
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
     try:
@@ -892,6 +933,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _early_option(argv: list[str] | None, name: str) -> str | None:
+    """The value of --name / --name_with_underscores in argv (or sys.argv), before argparse runs."""
+    args = sys.argv[1:] if argv is None else argv
+    spellings = {f"--{name}", f"--{name.replace('-', '_')}"}
+    for i, arg in enumerate(args):
+        key, sep, value = arg.partition("=")
+        if key in spellings:
+            if sep:
+                return value
+            return args[i + 1] if i + 1 < len(args) else None
+    return None
 
 
 def _in_main_thread() -> bool:

@@ -29,6 +29,26 @@ CODE_CHANNEL: Final = "code"
 CODE_CHANNEL_DIR: Final = "/opt/ml/input/data/code"
 CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
 MODEL_CODE_DIR: Final = "/opt/ml/model/code"  # code/ inside model.tar.gz, extracted under /opt/ml/model
+SERVING_PROGRAM: Final = "inference.py"  # train.py writes it (and what it imports) into the model's code/
+# What the seed's client reads when it sends no Accept; without it the toolkit answers application/json.
+DEFAULT_INVOCATIONS_ACCEPT: Final = "text/csv"
+
+
+def hosting_environment(*, region: str, container_log_level: int | str) -> dict[str, str]:
+    """The model container's Environment, one definition for CreateModel (promote) and the Endpoint stack.
+
+    The serving code ships inside model.tar.gz under code/ (train.py writes it there), so the container imports
+    SAGEMAKER_PROGRAM from SAGEMAKER_SUBMIT_DIRECTORY inside the extracted artifact, even with network isolation.
+    `sagecycle serve` starts a model from this same Environment.
+    """
+    return {
+        "SAGEMAKER_PROGRAM": SERVING_PROGRAM,
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": DEFAULT_INVOCATIONS_ACCEPT,
+        "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": str(container_log_level),
+        "SAGEMAKER_REGION": region,
+    }
+
 
 TAG_KEY_MAX: Final = 128
 TAG_VALUE_MAX: Final = 256
@@ -762,21 +782,13 @@ def build_model(
 ) -> dict[str, Any]:
     """CreateModel parameters for a trained model.tar.gz, served by its own code/inference.py.
 
-    SAGEMAKER_SUBMIT_DIRECTORY points at code/ inside the extracted model artifact, the convention the
-    SageMaker SDK uses for repacked and network-isolated framework models.
+    SAGEMAKER_SUBMIT_DIRECTORY points at code/ inside the extracted model artifact (see `hosting_environment`).
     """
     container = {
         "Image": settings.image_uri,
         "Mode": "SingleModel",
         "ModelDataUrl": model_data_url,
-        "Environment": {
-            "SAGEMAKER_PROGRAM": "inference.py",
-            # Without it the container answers JSON when a client sends no Accept; the seed's client reads CSV.
-            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-            "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": str(settings.container_log_level),
-            "SAGEMAKER_REGION": settings.region,
-        },
+        "Environment": hosting_environment(region=settings.region, container_log_level=settings.container_log_level),
     }
     params: dict[str, Any] = {
         "ModelName": model_name,

@@ -28,7 +28,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from config.settings import EndpointConfig
-from lambdas.shared.jobspec import MODEL_CODE_DIR, has_local_storage
+from lambdas.shared.jobspec import has_local_storage, hosting_environment
 from stacks.nag import acknowledge
 
 CONTAINER_LOG_LEVEL = "20"  # what the promote Lambda's models use (jobspec.build_model)
@@ -104,13 +104,8 @@ class HostedEndpoint(Construct):
                 mode="SingleModel",
                 model_data_url=model_data_url,
                 environment={
-                    # The inference code ships inside model.tar.gz under code/ (extracted to /opt/ml/model).
-                    "SAGEMAKER_PROGRAM": "inference.py",
-                    # Without it the container answers JSON when a client sends no Accept; the seed reads CSV.
-                    "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
-                    "SAGEMAKER_CONTAINER_LOG_LEVEL": CONTAINER_LOG_LEVEL,
-                    "SAGEMAKER_REGION": region,
+                    # The same Environment promote gives every model it deploys (one definition in jobspec).
+                    **hosting_environment(region=region, container_log_level=CONTAINER_LOG_LEVEL),
                     "SAGECYCLE_HOSTING_REVISION": hosting_revision(
                         settings, variant_name=variant_name, rollback_alarm_names=rollback_alarm_names
                     ),

@@ -110,7 +110,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_dirs: dict[str, Path]
     port = free_port()
     log_path = root / "server.log"
     capture_dir = root / "capture"
-    command = [sys.executable, "-m", "sagecycle.cli", "serve", str(tarball), "--port", str(port)]
+    command = [sys.executable, "-m", "sagecycle.cli", "serve", str(tarball), "--port", str(port), "--workers", "1"]
     command += ["--capture-dir", str(capture_dir), "--threads", "2"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))

@@ -1,8 +1,8 @@
 """Build small model directories in the artifact contract (docs/artifacts.md), for any test that serves a model.
 
 `build_model_dir(path, task)` trains a real XGBoost Booster with native categorical features on synthetic data
-and writes `xgboost-model` (JSON), `schema.json` and `evaluation.json`; `make_model_tar` packs one the way
-SageMaker ships it. Training takes a fraction of a second, so session-scoped fixtures can call it freely.
+and writes `xgboost-model` (JSON), `schema.json`, `evaluation.json` and train.py's code/; `make_model_tar` packs one
+the way SageMaker ships it. Training takes a fraction of a second, so session-scoped fixtures can call it freely.
 
 Import it as `model_factory` from tests under tests/serving, or by path from elsewhere.
 """
@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
+
+from training_scripts.train import write_serving_code
 
 TASKS = ("binary", "multiclass", "regression")
 WORKCLASS = ["Federal-gov", "Local-gov", "Private", "Self-emp"]
@@ -93,9 +95,15 @@ def train_booster(
 
 
 def build_model_dir(
-    path: Path, task: str = "binary", *, n_rows: int = 600, n_rounds: int = 20, threshold: float = THRESHOLD
+    path: Path,
+    task: str = "binary",
+    *,
+    n_rows: int = 600,
+    n_rounds: int = 20,
+    threshold: float = THRESHOLD,
+    with_code: bool = True,
 ) -> Path:
-    """Writes xgboost-model, schema.json and evaluation.json for `task` into `path` and returns `path`."""
+    """Writes xgboost-model, schema.json, evaluation.json and (as train.py does) code/ into `path`; returns it."""
     path.mkdir(parents=True, exist_ok=True)
     booster = train_booster(task, n_rows=n_rows, n_rounds=n_rounds)
     (path / "xgboost-model").write_bytes(bytes(booster.save_raw("json")))
@@ -113,11 +121,13 @@ def build_model_dir(
         "xgboost_version": xgb.__version__,
     }
     (path / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+    if with_code:
+        write_serving_code(path)  # what train.py leaves in a real job's model directory
     return path
 
 
 def make_model_tar(model_dir: Path, tar_path: Path) -> Path:
-    """Packs a model directory the way SageMaker ships it: the files at the archive's top level."""
+    """Packs a model directory the way SageMaker ships it: the files at the archive's top level, code/ included."""
     with tarfile.open(tar_path, "w:gz") as tar:
         for item in sorted(model_dir.iterdir()):
             tar.add(item, arcname=item.name)

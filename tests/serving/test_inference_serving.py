@@ -15,7 +15,8 @@ from training_scripts.inference import BadRequest
 
 
 def invoke(model: inference.Model, body: bytes | str, content_type: str | None, accept: str | None = None) -> bytes:
-    return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+    body_out, _ = inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+    return body_out
 
 
 def csv_scores(body: bytes) -> np.ndarray:

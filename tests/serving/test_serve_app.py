@@ -50,26 +50,25 @@ def test_invocations_honours_accept(app, wsgi):
 
 
 @pytest.mark.parametrize(
-    ("body", "headers", "status", "expected"),
+    ("body", "headers", "status", "first_line"),
     [
-        ("39,Foo,40,1", CSV, 400, {"row": 1, "column": 2, "feature": "workclass"}),
-        ("39,2,40", CSV, 400, {"row": 1}),
-        ("", CSV, 400, {}),
-        ("39,2,40,1", {"Content-Type": "application/x-protobuf"}, 415, {}),
-        ("39,2,40,1", {**CSV, "Accept": "image/png"}, 406, {}),
-        ('{"instances": [[39, 2, 40, 1]', {"Content-Type": "application/json"}, 400, {}),
+        ("39,Foo,40,1", CSV, 400, "row 1, column 2 (workclass)"),
+        ("39,2,40", CSV, 400, "row 1 has 3 values"),
+        ("", CSV, 400, "the request body is empty"),
+        ("39,2,40,1", {"Content-Type": "application/x-protobuf"}, 415, "unsupported Content-Type"),
+        ("39,2,40,1", {**CSV, "Accept": "image/png"}, 406, "unsupported Accept"),
+        ('{"instances": [[39, 2, 40, 1]', {"Content-Type": "application/json"}, 400, "invalid JSON"),
     ],
 )
-def test_bad_requests_answer_a_4xx_json_body(app, wsgi, body, headers, status, expected):
+def test_bad_requests_answer_the_toolkits_4xx_and_body(app, wsgi, body, headers, status, first_line):
     # GIVEN a bad request
     # WHEN it is posted to /invocations
     response = wsgi(app, "POST", "/invocations", body, headers)
-    # THEN it gets its 4xx status and a JSON body with the message and, where known, the row and column
-    error = json.loads(response.body)
-    assert response.status == error["status"] == status
-    assert response.headers["content-type"] == "application/json"
-    assert error["message"]
-    assert expected.items() <= error.items()
+    # THEN it gets its 4xx status and the toolkit's error body: the message on the first line, then the traceback
+    assert response.status == status
+    message, _, trace = response.body.decode().partition("\n")
+    assert message.startswith(first_line)
+    assert "Traceback" in trace and "BadRequest" in trace
 
 
 def test_runtime_api_path_answers_like_invoke_endpoint(app, wsgi):
@@ -91,6 +90,7 @@ def test_runtime_api_errors_are_model_errors_with_the_original_status(app, wsgi)
     assert response.status == 424
     assert response.headers["x-amzn-errortype"] == "ModelError"
     assert body["OriginalStatusCode"] == 400
+    assert body["ErrorCode"] == "CLIENT_ERROR_FROM_MODEL"
     assert "row 1, column 2 (workclass): unknown category 'Foo'" in body["Message"]
     assert body["OriginalMessage"].startswith("row 1, column 2")
 
@@ -113,8 +113,8 @@ def test_unknown_routes_and_methods(app, wsgi, method, path, status):
 
 
 def test_an_internal_failure_is_500_and_the_app_keeps_serving(app, wsgi, monkeypatch):
-    # GIVEN predict_fn failing once with a bug
-    real = inference.predict_fn
+    # GIVEN the artifact's predict_fn failing once with a bug (patched where the toolkit holds it)
+    real = app.hosted.transformer._predict_fn
     calls = []
 
     def broken(data, model):
@@ -123,13 +123,13 @@ def test_an_internal_failure_is_500_and_the_app_keeps_serving(app, wsgi, monkeyp
             raise RuntimeError("boom")
         return real(data, model)
 
-    monkeypatch.setattr(inference, "predict_fn", broken)
+    monkeypatch.setattr(app.hosted.transformer, "_predict_fn", broken)
     # WHEN two requests arrive
     first = wsgi(app, "POST", "/invocations", "39,2,40,1", CSV)
     second = wsgi(app, "POST", "/invocations", "39,2,40,1", CSV)
-    # THEN the first is a 500 naming the error and the second succeeds
+    # THEN the toolkit answers the first with a 500 carrying the error, and the second succeeds
     assert first.status == 500
-    assert "RuntimeError: boom" in json.loads(first.body)["message"]
+    assert first.body.decode().startswith("boom")
     assert second.status == 200
 
 
@@ -139,10 +139,10 @@ def test_each_invocation_logs_one_structured_line(app, wsgi, caplog):
     # WHEN one good and one bad request arrive
     wsgi(app, "POST", "/invocations", "39,2,40,1\n18,0,5,0", CSV)
     wsgi(app, "POST", "/invocations", "39,Foo,40,1", CSV)
-    # THEN each produced one JSON line with status, rows and latency (and the error for the bad one)
+    # THEN each produced one JSON line with status, sizes and latency (and the error for the bad one)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sagecycle.serve"]
-    assert [(line["status"], line["rows"]) for line in lines] == [(200, 2), (400, 0)]
-    assert all(line["latency_ms"] >= 0 for line in lines)
+    assert [line["status"] for line in lines] == [200, 400]
+    assert all(line["latency_ms"] >= 0 and line["bytes_in"] > 0 for line in lines)
     assert "unknown category" in lines[1]["error"]
 
 
@@ -181,8 +181,13 @@ def test_data_capture_writes_sagemakers_record_shape_into_hourly_files(model_dir
     output = first["captureData"]["endpointOutput"]
     assert (output["observedContentType"], output["mode"], output["encoding"]) == ("text/csv", "OUTPUT", "CSV")
     assert float(output["data"]) > 0
+    # AND a JSON request sent without Accept is answered in the container's default Accept (text/csv)
     second = records[1][1]["captureData"]
-    assert second["endpointInput"]["encoding"] == second["endpointOutput"]["encoding"] == "JSON"
+    assert second["endpointInput"]["encoding"] == "JSON"
+    assert (second["endpointOutput"]["observedContentType"], second["endpointOutput"]["encoding"]) == (
+        "text/csv",
+        "CSV",
+    )
 
 
 def test_data_capture_starts_a_new_file_each_hour_and_keeps_the_inference_id(tmp_path):

@@ -62,7 +62,7 @@ def test_a_bad_request_is_a_400_and_the_worker_keeps_serving(server):
         good = session.post(url, data="39,2,40,1", headers={"Content-Type": "text/csv"}, timeout=5)
     # THEN the bad one is a 400 naming the row, the good one succeeds, and no worker died or restarted
     assert bad.status_code == 400
-    assert bad.json()["message"].startswith("row 1 has 3 values")
+    assert bad.text.startswith("row 1 has 3 values")
     assert good.status_code == 200
     time.sleep(0.2)
     log = server.log()

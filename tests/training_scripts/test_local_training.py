@@ -9,7 +9,6 @@ import pytest
 
 from sagecycle import cli
 from sagecycle.local_training import (
-    SCRIPTS_DIR,
     LocalTrainingError,
     host_names,
     package_model,
@@ -33,10 +32,11 @@ def test_sagecycle_train_without_arguments_packs_adult(
     monkeypatch.chdir(tmp_path)
     # WHEN `sagecycle train` runs with no data options (few rounds, to keep the test short)
     code = cli.main(["train", "--hp", "num_round=20", "--hp", "nthread=2"])
-    # THEN ./model.tar.gz holds the contract's members, plus code/inference.py when that script exists
+    # THEN ./model.tar.gz holds the contract's members and the serving code train.py wrote into code/
     assert code == 0, capsys.readouterr().err
-    expected = CONTRACT_MEMBERS + (["code/inference.py"] if (SCRIPTS_DIR / "inference.py").is_file() else [])
-    assert _members(tmp_path / "model.tar.gz") == expected
+    members = _members(tmp_path / "model.tar.gz")
+    assert set(CONTRACT_MEMBERS) <= set(members)
+    assert "code/inference.py" in members
     assert "test auc" in capsys.readouterr().out
 
 
@@ -51,8 +51,11 @@ def test_run_local_training_returns_paths_evaluation_and_time(tmp_path: Path, ad
         output_tar=tmp_path / "model.tar.gz",
     )
     # THEN the result points at the model directory, the tarball and the evaluation, with the host's log
-    assert sorted(p.name for p in result.model_dir.iterdir()) == sorted(CONTRACT_MEMBERS)
+    assert sorted(p.name for p in result.model_dir.iterdir()) == sorted([*CONTRACT_MEMBERS, "code"])
     assert result.model_tar == tmp_path / "model.tar.gz" and result.model_tar.is_file()
+    # AND the tarball is the model directory as the job left it, nothing added or left out
+    on_disk = sorted(p.relative_to(result.model_dir).as_posix() for p in result.model_dir.rglob("*") if p.is_file())
+    assert _members(result.model_tar) == on_disk
     assert result.evaluation["dataset_sizes"] == adult_small.sizes
     assert result.wall_seconds > 0
     assert "[final]" in result.log
@@ -84,17 +87,17 @@ def test_a_used_work_dir_is_refused(tmp_path: Path, adult_small: Prepared) -> No
         run_local_training({"train": adult_small.channel("train")}, work_dir=tmp_path / "job")
 
 
-def test_package_without_an_inference_script_has_the_four_files(tmp_path: Path) -> None:
-    # GIVEN a model directory with the four artifacts and no inference script
+def test_package_adds_nothing_to_the_model_directory(tmp_path: Path) -> None:
+    # GIVEN a model directory with the four artifacts and no code/ (a job that wrote no serving code)
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     for name in CONTRACT_MEMBERS:
         (model_dir / name).write_text("{}")
     # WHEN packaged
-    tar = package_model(model_dir, tmp_path / "model.tar.gz", inference_script=tmp_path / "missing.py")
-    # THEN the tarball has exactly those members, and packaging again gives the same bytes
-    assert _members(tar) == CONTRACT_MEMBERS
-    again = package_model(model_dir, tmp_path / "again.tar.gz", inference_script=tmp_path / "missing.py")
+    tar = package_model(model_dir, tmp_path / "model.tar.gz")
+    # THEN the tarball has exactly those members (no inference script is slipped in), deterministically
+    assert _members(tar) == sorted(CONTRACT_MEMBERS)
+    again = package_model(model_dir, tmp_path / "again.tar.gz")
     assert again.read_bytes() == tar.read_bytes()
 
 

@@ -59,8 +59,14 @@ from training_scripts import inference
 LOG = logging.getLogger("sagecycle.serve")
 DEFAULT_ENDPOINT = "local-endpoint"
 DEFAULT_VARIANT = "AllTraffic"
-# A client has this long to deliver its body once its headers are in; then 408 and the thread is free again.
-DEFAULT_BODY_TIMEOUT = 30.0
+# Slow or stalled clients must not hold the threads that serve everyone else (see `_bounded_worker_class`):
+# a connection that sends nothing goes back to the poller after IDLE_WAIT_SECONDS, one that stalls inside its
+# headers is closed after HEADER_TIMEOUT_SECONDS, and one that stalls inside its body is answered 408 after
+# DEFAULT_BODY_TIMEOUT. So up to `threads - 1` stalled clients per worker never delay a good request.
+IDLE_WAIT_SECONDS = 0.25
+HEADER_TIMEOUT_SECONDS = 2.0
+DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_THREADS = 16
 _READ_CHUNK = 1 << 16
 _RUNTIME_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 _CAPTURE_ENCODINGS = {inference.CSV: "CSV", inference.JSON: "JSON", inference.JSONLINES: "JSON"}
@@ -278,7 +284,7 @@ class ServingApp:
             if remaining <= 0:
                 raise _FrontEndError(408, f"the body did not arrive within {self.body_timeout:g} s")
             if sock is not None:
-                sock.settimeout(remaining)
+                sock.settimeout(min(remaining, self.body_timeout))
             try:
                 chunk = stream.read(min(_READ_CHUNK, want - got))
             except (TimeoutError, OSError):
@@ -288,7 +294,7 @@ class ServingApp:
             chunks.append(chunk)
             got += len(chunk)
         if sock is not None:
-            sock.settimeout(None)
+            sock.settimeout(HEADER_TIMEOUT_SECONDS)  # what the worker set for this connection's reads
         if size is not None and got < size:
             raise _FrontEndError(400, f"the body ended after {got:,} of {size:,} bytes")
         if got > self.max_body_bytes:
@@ -401,6 +407,30 @@ def model_directory(path: str | os.PathLike[str], scratch: Path) -> Path:
     return scratch
 
 
+def _bounded_worker_class() -> type:
+    """gunicorn's threaded worker with bounded reads, so slow clients cannot starve the thread pool.
+
+    gunicorn's gthread worker waits up to 5 s in a pool thread for a new connection's first bytes, and then
+    reads headers with no timeout. This worker waits IDLE_WAIT_SECONDS before handing an idle connection back to
+    the poller (where it costs no thread) and gives every read on the connection a HEADER_TIMEOUT_SECONDS
+    timeout; a read that times out closes the connection. The body has its own deadline (`ServingApp`).
+    """
+    from gunicorn.workers import gthread
+
+    class BoundedConnection(gthread.TConn):  # type: ignore[misc]
+        def init(self) -> None:
+            super().init()
+            self.sock.settimeout(HEADER_TIMEOUT_SECONDS)
+
+    class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+        def init_process(self) -> None:
+            gthread.DEFAULT_WORKER_DATA_TIMEOUT = IDLE_WAIT_SECONDS  # read at call time by handle()
+            gthread.TConn = BoundedConnection  # what accept() builds
+            super().init_process()
+
+    return BoundedThreadWorker
+
+
 def _run_gunicorn(app: ServingApp, options: dict[str, Any]) -> None:
     """Runs gunicorn's arbiter over an already-built app (gunicorn is imported here: tests never need it)."""
     from gunicorn.app.base import BaseApplication
@@ -422,7 +452,7 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int | None = None,
-    threads: int = 4,
+    threads: int = DEFAULT_THREADS,
     capture_dir: str | os.PathLike[str] | None = None,
     endpoint_name: str = DEFAULT_ENDPOINT,
     variant: str = DEFAULT_VARIANT,
@@ -473,7 +503,7 @@ def run_server(
         options = {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": _bounded_worker_class(),
             "threads": threads,
             "preload_app": True,  # load once in the master; workers share it copy-on-write
             "timeout": timeout,
@@ -548,7 +578,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (one per CPU)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per worker")
     parser.add_argument("--capture-dir", help="write SageMaker data-capture JSON Lines files under this directory")
     parser.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT, help="endpoint name for /invocations")
     parser.add_argument("--variant", default=DEFAULT_VARIANT, help="production variant name")

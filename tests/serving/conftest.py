@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_factory
 
 REPO = Path(__file__).resolve().parents[2]
+BODY_TIMEOUT = 1.5  # the live server's deadline for a client's body, short so the slow-client tests stay quick
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +112,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_dirs: dict[str, Path]
     log_path = root / "server.log"
     capture_dir = root / "capture"
     command = [sys.executable, "-m", "sagecycle.cli", "serve", str(tarball), "--port", str(port), "--workers", "1"]
-    command += ["--capture-dir", str(capture_dir), "--threads", "2"]
+    command += ["--capture-dir", str(capture_dir), "--threads", "4", "--body-timeout", str(BODY_TIMEOUT)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     url = f"http://127.0.0.1:{port}"

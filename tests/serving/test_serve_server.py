@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import boto3
@@ -12,8 +13,11 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from conftest import BODY_TIMEOUT
 from sagemaker.core.deserializers import CSVDeserializer
 from sagemaker.core.serializers import CSVSerializer
+
+from sagecycle import serve
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +140,72 @@ def test_the_server_captures_invocations_per_endpoint(server, runtime):
     record = json.loads(files[0].read_text().splitlines()[-1])
     assert record["captureData"]["endpointInput"]["data"] == "39,2,40,1"
     assert record["eventVersion"] == "0"
+
+
+# --- slow and stalled clients -------------------------------------------------------------------------------
+
+
+def _open(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def test_stalled_clients_do_not_delay_a_good_request(server):
+    # GIVEN a live server with one worker of 4 threads, and stalled clients of every kind held open:
+    # 12 that connected and sent nothing, one stuck inside its headers, one stuck inside its body
+    stalled = [_open(server.url) for _ in range(12)]
+    in_headers = _open(server.url)
+    in_headers.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Ty")
+    in_body = _open(server.url)
+    in_body.sendall(
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 100\r\n\r\n39,"
+    )
+    stalled += [in_headers, in_body]
+    try:
+        time.sleep(0.2)
+        # WHEN a good request arrives meanwhile
+        started = time.monotonic()
+        good = requests.post(
+            f"{server.url}/invocations", data="39,2,40,1", headers={"Content-Type": "text/csv"}, timeout=10
+        )
+        elapsed = time.monotonic() - started
+        # THEN it is answered, well within 2 s
+        assert good.status_code == 200
+        assert elapsed < 2.0, f"answered after {elapsed:.2f} s"
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_body_that_never_arrives_is_answered_408_and_frees_its_thread(server):
+    # GIVEN a client that sends its headers and part of its body, then stalls
+    sock = _open(server.url)
+    try:
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 100\r\n\r\n39,"
+        )
+        # WHEN the server's body deadline passes
+        started = time.monotonic()
+        answer = sock.recv(4096)
+        waited = time.monotonic() - started
+    finally:
+        sock.close()
+    # THEN it gets 408 once the deadline is up, not before and not much later
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert BODY_TIMEOUT * 0.5 <= waited < BODY_TIMEOUT + 2.0
+
+
+def test_a_client_stuck_inside_its_headers_is_disconnected(server):
+    # GIVEN a client that stops in the middle of its request line and headers
+    sock = _open(server.url)
+    try:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        # WHEN it waits
+        started = time.monotonic()
+        answer = sock.recv(4096)
+        waited = time.monotonic() - started
+    finally:
+        sock.close()
+    # THEN the server closes the connection after its header timeout, without an answer
+    assert answer == b""
+    assert waited < serve.HEADER_TIMEOUT_SECONDS + 2.0

@@ -398,12 +398,13 @@ class FakeContext:
 class CallRecorder:
     """Records calls of one operation on a function's client and answers them without reaching moto.
 
-    `respond` gives the parsed response for the call's parameters; raise inside it to fail the call.
+    `respond` gives the parsed response for the call's parameters; raise inside it to fail the call; return
+    None to let this one call through to moto.
     """
 
     service: str
     operation: str  # API name, e.g. "Invoke", "UpdateEndpoint"
-    respond: Callable[[dict[str, Any]], dict[str, Any]] = lambda params: {}
+    respond: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda params: {}
     calls: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self) -> CallRecorder:
@@ -422,8 +423,10 @@ class CallRecorder:
 
         self.calls.append(json.loads(json.dumps(params, default=plain)))
 
-    def _answer(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    def _answer(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         parsed = self.respond(self.calls[-1])
+        if parsed is None:
+            return None
         status = int(parsed.get("ResponseMetadata", {}).get("HTTPStatusCode", 200))
         return AWSResponse(None, status, {}, None), parsed
 

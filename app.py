@@ -3,54 +3,39 @@
 
 cdk synth -c stage=prod -c operator_email=ops@example.com -c region=eu-west-1
 cdk synth -c config_overrides='{"endpoint": {"max_capacity": 4}}'
+
+A wrong value stops synth before any construct is built, with one line on stderr and exit status 1:
+`configuration error: <key>: <problem> (allowed: ...)`, the same through `cdk`, `make synth` or `python app.py`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 from aws_cdk import App
 
-from config.settings import ConfigError, load_config
-from stacks.app_builder import build_stage
+from config.settings import ConfigError, load_from_context
 
 ROOT = Path(__file__).resolve().parent
 
 
-def _context_json(app: App, key: str) -> object:
-    value = app.node.try_get_context(key)
-    if isinstance(value, str) and value.strip():
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"context {key} is not valid JSON: {err}") from None
-    return value
-
-
-def main() -> None:
+def main() -> int:
     app = App()
-    ctx = app.node.try_get_context
-    zones = _context_json(app, "availability_zones")
-    overrides = _context_json(app, "config_overrides") or {}
     try:
-        config = load_config(
-            str(ctx("stage") or "dev"),
-            region=str(ctx("region") or os.environ.get("CDK_DEFAULT_REGION") or "us-east-1"),
-            account=ctx("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
-            availability_zones=list(zones) if isinstance(zones, list) else None,
-            operator_email=ctx("operator_email"),
-            overrides=overrides if isinstance(overrides, dict) else {},
-        )
+        config = load_from_context(app.node.try_get_context, os.environ)
     except ConfigError as err:
-        print(f"configuration error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        print(err, file=sys.stderr)
+        return 1
+    # Imported after the config is known good: the stacks pull in the SageMaker SDK's image tables (seconds).
+    from stacks.app_builder import build_stage
+
     baseline = ROOT / "model.tar.gz"
     build_stage(app, config, build_dir=ROOT / "build", baseline_model=baseline if baseline.exists() else None)
     app.synth()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,6 +6,7 @@ Each raises ConfigError naming the variable, so a misconfigured function says wh
 from __future__ import annotations
 
 from collections.abc import Mapping
+from math import ceil
 
 from lambdas.shared.contract import ENV_RETRAIN_POLICY, ENV_TRAINING_SETTINGS
 from lambdas.shared.jobspec import SettingsError, TrainingSpecSettings
@@ -43,3 +44,29 @@ def longest_job_seconds(training: TrainingSpecSettings) -> int:
     if training.use_spot:
         return training.max_wait_seconds or 2 * training.max_runtime_seconds
     return training.max_runtime_seconds
+
+
+def longest_run_seconds(training: TrainingSpecSettings) -> int:
+    """The most wall time one run may take: a training job, or a tuning job (its own limit, else its children
+    in waves of `max_parallel_jobs`, each as long as a training job may be)."""
+    if not training.tuning.enabled:
+        return longest_job_seconds(training)
+    tuning = training.tuning
+    if tuning.max_runtime_seconds is not None:
+        return tuning.max_runtime_seconds
+    return ceil(tuning.max_jobs / tuning.max_parallel_jobs) * longest_job_seconds(training)
+
+
+def check_lock_outlives_run(training: TrainingSpecSettings, policy: RetrainPolicy) -> None:
+    """The training lock must outlive the longest run, or a second job could start while the first still runs.
+
+    The start function checks it when its settings load; the CDK app checks the pair it writes at synth.
+    """
+    longest = longest_run_seconds(training)
+    if policy.lock_ttl_seconds < longest:
+        what = "tuning" if training.tuning.enabled else "training"
+        raise ConfigError(
+            f"{ENV_RETRAIN_POLICY}.lock_ttl_seconds ({policy.lock_ttl_seconds}) is shorter than the longest "
+            f"{what} job {ENV_TRAINING_SETTINGS} allows ({longest} s): a second job could start while the "
+            "first still runs"
+        )

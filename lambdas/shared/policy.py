@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final
 
@@ -27,7 +28,29 @@ DEFAULT_DRIFT_MAX_FILES: Final = 2000
 
 
 class PolicyError(ValueError):
-    """RETRAIN_POLICY is not valid; the message names the key."""
+    """RETRAIN_POLICY is not valid; the message names the key.
+
+    `problems` holds (key, what is allowed) for each broken rule, so the CDK app can name its own setting.
+    """
+
+    def __init__(self, message: str, problems: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+# key -> (check, what is allowed): the bounds of RETRAIN_POLICY's values. The CDK app parses the policy it
+# writes with this class at synth, so a stage configuration the functions would refuse never deploys.
+RULES: Final[Mapping[str, tuple[Callable[[Any], bool], str]]] = {
+    "min_interval_minutes": (lambda v: v >= 0, ">= 0"),
+    "daily_cap": (lambda v: v >= 1, ">= 1"),
+    "metric_floor": (math.isfinite, "finite"),
+    "tolerance": (lambda v: math.isfinite(v) and v >= 0, ">= 0"),
+    "max_file_bytes": (lambda v: v >= 1, ">= 1"),
+    "drift_psi_threshold": (lambda v: math.isfinite(v) and v > 0, "> 0"),
+    "lock_ttl_seconds": (lambda v: v >= 60, ">= 60"),
+    "drift_min_samples": (lambda v: v >= 1, ">= 1"),
+    "drift_max_files": (lambda v: v >= 1, ">= 1"),
+}
 
 
 @dataclass(frozen=True)
@@ -46,27 +69,12 @@ class RetrainPolicy:
     drift_max_files: int = DEFAULT_DRIFT_MAX_FILES
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.min_interval_minutes < 0:
-            problems.append("min_interval_minutes must be >= 0")
-        if self.daily_cap < 1:
-            problems.append("daily_cap must be >= 1")
-        if not math.isfinite(self.metric_floor):
-            problems.append("metric_floor must be finite")
-        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
-            problems.append("tolerance must be >= 0")
-        if self.max_file_bytes < 1:
-            problems.append("max_file_bytes must be >= 1")
-        if not (math.isfinite(self.drift_psi_threshold) and self.drift_psi_threshold > 0):
-            problems.append("drift_psi_threshold must be > 0")
-        if self.lock_ttl_seconds < 60:
-            problems.append("lock_ttl_seconds must be >= 60")
-        if self.drift_min_samples < 1:
-            problems.append("drift_min_samples must be >= 1")
-        if self.drift_max_files < 1:
-            problems.append("drift_max_files must be >= 1")
+        problems = tuple((name, allowed) for name, (ok, allowed) in RULES.items() if not ok(getattr(self, name)))
         if problems:
-            raise PolicyError(f"{ENV_RETRAIN_POLICY}: " + "; ".join(problems))
+            raise PolicyError(
+                f"{ENV_RETRAIN_POLICY}: " + "; ".join(f"{name} must be {allowed}" for name, allowed in problems),
+                problems,
+            )
 
     @classmethod
     def from_json(cls, text: str) -> RetrainPolicy:
@@ -83,11 +91,15 @@ class RetrainPolicy:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise PolicyError(f"{ENV_RETRAIN_POLICY} has unknown keys {unknown}")
+            raise PolicyError(
+                f"{ENV_RETRAIN_POLICY} has unknown keys {unknown}", tuple((k, "no such key") for k in unknown)
+            )
         required = [name for name, f in known.items() if f.default is MISSING]
         missing = [name for name in required if name not in data]
         if missing:
-            raise PolicyError(f"{ENV_RETRAIN_POLICY} is missing keys {missing}")
+            raise PolicyError(
+                f"{ENV_RETRAIN_POLICY} is missing keys {missing}", tuple((k, "required") for k in missing)
+            )
         values: dict[str, Any] = {}
         for name, value in data.items():
             kind = known[name].type
@@ -99,7 +111,7 @@ class RetrainPolicy:
                 ok = isinstance(value, int | float) and not isinstance(value, bool)
                 value = float(value) if ok else value
             if not ok:
-                raise PolicyError(f"{ENV_RETRAIN_POLICY}.{name} must be {kind}, got {value!r}")
+                raise PolicyError(f"{ENV_RETRAIN_POLICY}.{name} must be {kind}, got {value!r}", ((name, str(kind)),))
             values[name] = value
         return cls(**values)
 

@@ -672,7 +672,9 @@ def fast_path_safe(raw: bytes) -> bool:
     """
     if not raw or raw.translate(None, FAST_PATH_BYTES):
         return False
-    if raw.count(b"\r") != raw.count(b"\r\n"):
-        return False
-    body = raw.replace(b"\r\n", b"\n")
+    body = raw
+    if b"\r" in raw:
+        if raw.count(b"\r") != raw.count(b"\r\n"):
+            return False
+        body = raw.replace(b"\r\n", b"\n")
     return not (body.startswith(b"\n") or b"\n\n" in body)

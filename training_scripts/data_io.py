@@ -1,6 +1,12 @@
 """Reading prepared channels and schema.json (docs/artifacts.md), shared by prepare.py and train.py.
 
-Runs inside the SageMaker XGBoost framework container, so it imports only the stdlib, numpy and pyarrow.
+Runs inside the SageMaker XGBoost framework container, so it imports only the stdlib, numpy, pyarrow and
+the data contract (contract/, shipped next to train.py in the source tarball). The contract decides every
+verdict: a CSV file is read by pyarrow only when `contract.data.fast_path_safe` and the value checks below
+prove pyarrow reads it exactly as `contract.data.CsvCheck` would; anything else is read by CsvCheck itself,
+which names the first problem. Values are parsed as doubles and then rounded to float32, as the endpoint's
+`inplace_predict` does with the same cells.
+
 Every problem with the data raises `DataError`, whose message starts with the file, the row and the
 problem: train.py writes it verbatim to the failure file, which SageMaker shows as the FailureReason.
 """
@@ -13,110 +19,41 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-SCHEMA_FILE = "schema.json"
-FORMAT_VERSION = 1
-# objective -> task, the three objectives the contract knows
-OBJECTIVES: dict[str, str] = {
-    "binary:logistic": "binary",
-    "multi:softprob": "multiclass",
-    "reg:squarederror": "regression",
-}
+from contract import data
+
+SCHEMA_FILE = data.SCHEMA_FILE
+FORMAT_VERSION = data.FORMAT_VERSION
+OBJECTIVES = data.OBJECTIVES  # objective -> task, the three objectives the contract knows
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
 
+Schema = data.Schema
+
 
 class DataError(ValueError):
-    """Input the job cannot use; the message names the file, the row and the problem."""
+    """Input the job cannot use; the message names the file, the row and the problem.
 
+    `problem` is the contract's problem code (contract.data.PROBLEM_CODES) when one applies.
+    """
 
-@dataclass(frozen=True)
-class Schema:
-    """schema.json, validated. `raw` is the document as read, written back unchanged into the model."""
-
-    raw: dict[str, Any]
-    objective: str
-    task: str
-    label_name: str
-    classes: tuple[str, ...]
-    feature_names: tuple[str, ...]
-    feature_kinds: tuple[str, ...]  # "numeric" | "categorical", per feature
-    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def n_columns(self) -> int:
-        """Columns of a prepared row: the label, then the features."""
-        return 1 + len(self.feature_names)
-
-    @property
-    def xgb_feature_types(self) -> list[str]:
-        """XGBoost's feature_types: 'c' makes the integer codes native categorical splits."""
-        return ["c" if kind == "categorical" else "q" for kind in self.feature_kinds]
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 def schema_from_dict(doc: Any, source: str = SCHEMA_FILE) -> Schema:
-    """Validate a schema document; DataError names what is wrong and where."""
-
-    def bad(problem: str) -> DataError:
-        return DataError(f"{source}: {problem}")
-
-    if not isinstance(doc, dict):
-        raise bad("the document is not a JSON object")
-    if doc.get("format_version") != FORMAT_VERSION:
-        raise bad(f"format_version is {doc.get('format_version')!r}, expected {FORMAT_VERSION}")
-    objective = doc.get("objective")
-    if objective not in OBJECTIVES:
-        raise bad(f"objective {objective!r} is not one of {sorted(OBJECTIVES)}")
-    label = doc.get("label")
-    if not isinstance(label, dict) or not isinstance(label.get("name"), str):
-        raise bad("label must be an object with a string 'name'")
-    task = label.get("task", OBJECTIVES[objective])
-    if task != OBJECTIVES[objective]:
-        raise bad(f"label.task {task!r} does not match objective {objective!r}")
-    classes = label.get("classes", [])
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise bad("label.classes must be a list of strings")
-    if task == "binary" and len(classes) != 2:
-        raise bad(f"a binary label needs exactly 2 classes, found {len(classes)}")
-    if task == "multiclass" and len(classes) < 2:
-        raise bad(f"a multiclass label needs at least 2 classes, found {len(classes)}")
-    features = doc.get("features")
-    if not isinstance(features, list) or not features:
-        raise bad("features must be a non-empty list")
-    names: list[str] = []
-    kinds: list[str] = []
-    categories: dict[str, tuple[str, ...]] = {}
-    for index, feature in enumerate(features):
-        if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
-            raise bad(f"features[{index}] must be an object with a string 'name'")
-        kind = feature.get("type")
-        if kind not in ("numeric", "categorical"):
-            raise bad(f"feature {feature['name']!r} has type {kind!r}; expected 'numeric' or 'categorical'")
-        if kind == "categorical":
-            cats = feature.get("categories")
-            if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
-                raise bad(f"categorical feature {feature['name']!r} needs a 'categories' list of strings")
-            categories[feature["name"]] = tuple(cats)
-        names.append(feature["name"])
-        kinds.append(kind)
-    if len(set(names)) != len(names):
-        raise bad("feature names are not unique")
-    return Schema(
-        raw=doc,
-        objective=objective,
-        task=task,
-        label_name=label["name"],
-        classes=tuple(classes),
-        feature_names=tuple(names),
-        feature_kinds=tuple(kinds),
-        categories=categories,
-    )
+    """Validate a schema document with the contract's rules; DataError names what is wrong and where."""
+    try:
+        return data.parse_schema(doc)
+    except data.SchemaError as exc:
+        raise DataError(f"{source}: {exc}") from None
 
 
 def load_schema(path: str | os.PathLike[str]) -> Schema:
@@ -197,7 +134,10 @@ def read_channel(
     files = channel_files(directory)
     used: list[Path] = []
     for path in files:
-        table = read_parquet_file(path, n_columns, schema) if _is_parquet(path) else read_csv_file(path, n_columns)
+        if _is_parquet(path):
+            table = read_parquet_file(path, n_columns, schema)
+        else:
+            table = read_csv_file(path, n_columns, schema)
         if len(table[0]) == 0:
             continue
         ys.append(table[0])
@@ -235,33 +175,100 @@ def _is_gzip(path: Path) -> bool:
         return handle.read(2) == _GZIP_MAGIC
 
 
-def read_csv_file(path: Path, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, features) of one label-first headerless CSV file (optionally gzipped)."""
+def read_csv_file(path: Path, n_columns: int, schema: Schema | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels float64, features float32) of one label-first headerless CSV file (optionally gzipped).
+
+    The contract's verdict, fast: pyarrow reads files whose bytes `contract.data.fast_path_safe` vouches
+    for and whose values pass the contract's checks; any other file goes to `contract.data.CsvCheck`, which
+    either names its first problem (DataError) or reads it. A file with no rows gives empty arrays.
+    """
+    if schema is None:  # data that came without a schema: numeric features, any numeric label
+        schema = schema_from_dict(synthesize_schema(n_columns - 1, "reg:squarederror", None))
+    if schema.n_columns != n_columns:
+        raise ValueError(f"n_columns {n_columns} does not match the schema's {schema.n_columns}")
+    raw = _read_bytes(path)
+    if data.fast_path_safe(raw):
+        table = _read_vectorised(raw, schema)
+        if table is not None:
+            return table
+    check = data.CsvCheck(raw, schema)
+    problem = next(check.problems(), None)
+    if problem is not None:
+        if problem.problem == "empty":
+            return np.empty(0), np.empty((0, n_columns - 1), dtype=np.float32)
+        raise DataError(f"{path}: {problem.describe()}", problem.problem)
+    # A valid file the fast path could not vouch for (quoted cells, \r\n): the same reader, then the contract's.
+    table = _read_vectorised(raw, schema)
+    if table is not None:
+        return table
+    check = data.CsvCheck(raw, schema, collect=True)
+    for _ in check.problems():
+        raise AssertionError("CsvCheck found a problem on its second pass")  # pragma: no cover
+    features = np.array(check.features, dtype=np.float64).reshape(len(check.labels), n_columns - 1)
+    return np.array(check.labels, dtype=np.float64), features.astype(np.float32)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if raw.startswith(_GZIP_MAGIC) else raw
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot read the file: {exc}") from None
+
+
+def _read_vectorised(raw: bytes, schema: Schema) -> tuple[np.ndarray, np.ndarray] | None:
+    """pyarrow's parse when it provably equals the contract's, else None.
+
+    pyarrow's float64 parser accepts exactly the contract's decimal grammar over FAST_PATH_BYTES and rounds
+    like Python's float(); what remains to check here are the values: labels present and in their domain,
+    every value finite once rounded to float32, category codes integers in range.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    if path.stat().st_size == 0:
-        return np.empty(0), np.empty((0, n_columns - 1), dtype=np.float32)
-    names = [f"c{i}" for i in range(n_columns)]
-    types = {name: (pa.float64() if i == 0 else pa.float32()) for i, name in enumerate(names)}
+    n = schema.n_columns
+    names = [f"c{i}" for i in range(n)]
     try:
-        source = pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
         table = pacsv.read_csv(
-            source,
+            pa.BufferReader(raw),
             read_options=pacsv.ReadOptions(column_names=names),
-            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], quoted_strings_can_be_null=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.float64()),
+                null_values=[""],
+                quoted_strings_can_be_null=True,
+                strings_can_be_null=False,
+            ),
         )
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        if "Empty CSV file" in str(exc):
-            return np.empty(0), np.empty((0, n_columns - 1), dtype=np.float32)
-        # The fast reader says *that* something is wrong; the slow scan says which row and why.
-        raise _diagnose_csv(path, n_columns) or DataError(f"{path}: unreadable CSV: {exc}") from exc
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.column(0).null_count:
+        return None  # a missing label
     y = table.column(0).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    if n_columns > 1:
-        X = np.column_stack([table.column(i).to_numpy(zero_copy_only=False) for i in range(1, n_columns)])
-    else:
-        X = np.empty((len(y), 0), dtype=np.float32)
-    return y, X.astype(np.float32, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(y.astype(np.float32)).all():
+            return None
+        if schema.task != "regression":
+            k = len(schema.classes)
+            if ((y != np.floor(y)) | (y < 0) | (y >= k)).any():
+                return None
+        X = np.empty((len(y), n - 1), dtype=np.float32)
+        for j, feature in enumerate(schema.features):
+            column = table.column(j + 1)
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+            present = ~np.isnan(values)
+            if int(present.size - present.sum()) != column.null_count:
+                return None  # a NaN pyarrow parsed (it cannot, over FAST_PATH_BYTES; belt and braces)
+            X[:, j] = values
+            if np.isinf(X[:, j]).any():
+                return None  # overflows float32
+            if feature.categorical:
+                codes = values[present]
+                if codes.size and (
+                    (codes != np.floor(codes)).any() or codes.min() < 0 or codes.max() >= len(feature.categories)
+                ):
+                    return None
+    return y, X
 
 
 def _iter_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -271,46 +278,9 @@ def _iter_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         row = 0
         for cells in csv.reader(handle):
             if not cells or cells == [""]:
-                continue  # pyarrow skips empty lines too, so row numbers agree
+                continue
             row += 1
             yield row, cells
-
-
-def _is_number(cell: str) -> bool:
-    if cell.strip() == "":
-        return True  # missing value
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _diagnose_csv(path: Path, n_columns: int) -> DataError | None:
-    """Find the first row that breaks the prepared-CSV convention and say what is wrong with it."""
-    try:
-        for row, cells in _iter_csv_rows(path):
-            if row == 1 and sum(not _is_number(c) for c in cells) > len(cells) // 2:
-                preview = ", ".join(repr(c) for c in cells[:4])
-                return DataError(
-                    f"{path}: row 1: looks like a header row ({preview}, ...); prepared CSV has no header, "
-                    "the label first and then the features in schema order"
-                )
-            if len(cells) != n_columns:
-                return DataError(
-                    f"{path}: row {row}: has {len(cells)} fields, expected {n_columns} (the label + "
-                    f"{n_columns - 1} features)"
-                )
-            for column, cell in enumerate(cells):
-                if not _is_number(cell):
-                    what = "the label" if column == 0 else f"feature {column}"
-                    return DataError(
-                        f"{path}: row {row}, column {column} ({what}): non-numeric value {cell[:40]!r}; "
-                        "categorical features must be integer codes (run `sagecycle prepare`)"
-                    )
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
-        return DataError(f"{path}: not a readable UTF-8 CSV file ({exc})")
-    return None
 
 
 def read_parquet_file(path: Path, n_columns: int, schema: Schema | None) -> tuple[np.ndarray, np.ndarray]:
@@ -362,11 +332,15 @@ def _encode_categories(values: np.ndarray, categories: tuple[str, ...], path: Pa
 
 
 def check_labels(y: np.ndarray, objective: str, num_class: int | None, path: Path | str, offset: int = 0) -> None:
-    """Labels must fit the objective: {0,1} for binary, 0..num_class-1 for multiclass, finite otherwise."""
-    finite = np.isfinite(y)
+    """Labels must fit the objective: {0,1} for binary, 0..num_class-1 for multiclass, finite in float32 otherwise.
+
+    CSV files were already read under the contract; this is the check for Parquet channels.
+    """
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(y.astype(np.float32))  # the DMatrix holds labels as float32
     if not finite.all():
         row = int(np.argmin(finite))
-        what = "missing" if np.isnan(y[row]) else f"not finite ({y[row]})"
+        what = "missing" if np.isnan(y[row]) else f"not finite in float32 ({y[row]})"
         raise DataError(f"{path}: row {row + 1 + offset}: the label is {what}")
     task = OBJECTIVES[objective]
     if task == "binary":
@@ -391,7 +365,7 @@ def check_labels(y: np.ndarray, objective: str, num_class: int | None, path: Pat
 
 
 def check_features(X: np.ndarray, schema: Schema, path: Path | str, offset: int = 0) -> None:
-    """No infinities; categorical cells are integer codes that index the feature's category list."""
+    """No infinities (X is float32: overflow shows as inf); categorical cells are codes into the category list."""
     infinite = np.isinf(X)
     if infinite.any():
         row, column = np.argwhere(infinite)[0]

@@ -3,6 +3,7 @@ non-zero and leaves no model files behind, not even a stale one from an earlier 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lambdas.shared.validation import validate_bytes
 from tests.training_scripts.conftest import Job, make_job
 from training_scripts import train
 from training_scripts.prepare import Prepared
@@ -80,6 +82,12 @@ def _infinite_feature(job: Job) -> Path:
     return _train_file(job)
 
 
+def _float32_overflow(job: Job) -> Path:
+    # A finite double that overflows float32, which the DMatrix holds: refused before training, not by it.
+    _edit(_train_file(job), _set_cell(3, 1, "1e39"))
+    return _train_file(job)
+
+
 def _single_class_validation(job: Job) -> Path:
     path = job.channels["validation"] / "validation.csv"
     _edit(path, lambda lines: [line for line in lines if line.startswith("0,")])
@@ -106,21 +114,35 @@ def _parquet_missing_column(job: Job) -> Path:
     return path
 
 
+# The same file checked by the ingest validation: train.py must fail with its first problem, word for word.
+CONTRACT = "the contract's first problem"
+
 BINARY_CASES = {
     "empty-channel": (_empty_validation, "channel 'validation' is empty (no files)"),
     "empty-file": (_empty_train_file, "channel 'train' is empty (1 file(s) but no data rows)"),
-    "header-row": (_header_row, "row 1: looks like a header row"),
-    "ragged-row": (_ragged_row, "row 5: has 16 fields, expected 15"),
-    "non-numeric-cell": (_non_numeric_cell, "row 7, column 3 (feature 3): non-numeric value 'abc'"),
-    "binary-label-2": (_label_two, "row 3: label 2 is not 0 or 1 (binary:logistic)"),
-    "missing-label": (_missing_label, "row 4: the label is missing"),
-    "category-code": (_category_code_out_of_range, "row 2, column 2 ('workclass'): 99 is not a category code 0.."),
-    "infinite-value": (_infinite_feature, "row 6, column 1 ('age'): infinite value"),
+    "header-row": (_header_row, CONTRACT),
+    "ragged-row": (_ragged_row, CONTRACT),
+    "non-numeric-cell": (_non_numeric_cell, CONTRACT),
+    "binary-label-2": (_label_two, CONTRACT),
+    "missing-label": (_missing_label, CONTRACT),
+    "category-code": (_category_code_out_of_range, CONTRACT),
+    "infinite-value": (_infinite_feature, CONTRACT),
+    "float32-overflow": (_float32_overflow, CONTRACT),
     "one-class-validation": (_single_class_validation, "every validation label is class 0 ('<=50K')"),
     "one-class-test": (_single_class_test, "every test label is class 1 ('>50K')"),
     "no-schema": (_no_schema_no_objective, "no schema.json in the train (or schema) channel"),
     "parquet-columns": (_parquet_missing_column, "missing column(s) ['workclass'"),
 }
+
+
+CONTRACT_CASES = {case for case, (_, message) in BINARY_CASES.items() if message == CONTRACT}
+
+
+def _contract_problem(path: Path) -> str:
+    schema = json.loads((path.parent / "schema.json").read_text())
+    report = validate_bytes(path.read_bytes(), schema)
+    assert not report.valid
+    return report.problems[0].describe()
 
 
 @pytest.mark.parametrize("case", list(BINARY_CASES))
@@ -131,6 +153,8 @@ def test_bad_binary_input_fails_cleanly(
     job = make_job(tmp_path, adult_small)
     spoil, message = BINARY_CASES[case]
     where = spoil(job)
+    if message == CONTRACT:
+        message = _contract_problem(where)
     (job.model_dir / "xgboost-model").write_text("{}")
     # WHEN train.py runs
     code = job.run(monkeypatch)
@@ -139,13 +163,13 @@ def test_bad_binary_input_fails_cleanly(
     assert job.failure is not None
     first_line = job.failure.splitlines()[0]
     assert first_line.startswith(str(where)), first_line
-    assert message in first_line
+    assert first_line.endswith(message) if case in CONTRACT_CASES else message in first_line
     assert job.model_files() == []
 
 
 @pytest.mark.parametrize(
     ("label", "message"),
-    [("1.5", "label 1.5 is not an integer class index (multi:softprob)"), ("10", "label 10 is outside 0..9")],
+    [("1.5", "label '1.5' is not a class index 0..9"), ("10", "label '10' is not a class index 0..9")],
     ids=["non-integer", "beyond-num-class"],
 )
 def test_bad_multiclass_label_fails_cleanly(
@@ -159,7 +183,7 @@ def test_bad_multiclass_label_fails_cleanly(
     code = job.run(monkeypatch)
     # THEN it fails naming the file, row 2 and the label
     assert code == train.EXIT_BAD_INPUT
-    assert job.failure is not None and job.failure.startswith(f"{path}: row 2: {message}")
+    assert job.failure is not None and job.failure.startswith(f"{path}: row 2, column 0 (digit): {message}")
     assert job.model_files() == []
 
 

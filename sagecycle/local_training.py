@@ -2,12 +2,15 @@
 
 `run_local_training` builds, per host, the tree a SageMaker training container sees (input/data/<channel>,
 model, output, output/data, checkpoints), sets the SM_* variables (SM_HOSTS, SM_CURRENT_HOST, SM_HPS,
-SM_CHANNEL_*, SM_NUM_GPUS=0, ...), copies the scripts into code/ as the container's /opt/ml/code, runs
-`python train.py` once per host (N hosts = N local processes on 127.0.0.1, 127.0.0.2, ...), and packs
-rank 0's model directory into model.tar.gz. The offline rehearsal reuses it as its SageMaker stand-in.
+SM_CHANNEL_*, SM_NUM_GPUS=0, SM_NUM_CPUS = this machine's cores / hosts, ...), extracts the very source tarball
+the Model stack uploads into code/ as the container's /opt/ml/code, runs `python train.py` once per host
+(N hosts = N local processes on 127.0.0.1, 127.0.0.2, ...), and packs rank 0's model directory into
+model.tar.gz exactly as the job left it. The offline rehearsal reuses it as its SageMaker stand-in.
 
-Channel distribution follows SageMaker: `ShardedByS3Key` gives each host every N-th file (in key order),
-`FullyReplicated` gives every host all files. Train is sharded, the other channels replicated by default.
+Channel distribution: `FullyReplicated` gives every host all files; `ShardedByS3Key` gives each host every
+N-th object (in key order), schema.json included, as SageMaker does (train.py passes the schema on to the
+hosts without it). A sharded channel with fewer data files than hosts warns: the hosts without one train on
+nothing. Train is sharded, the other channels replicated by default.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +122,24 @@ def _channel_objects(source: Path) -> list[tuple[Path, Path]]:
     return [(p, p.relative_to(source)) for p in sorted(source.rglob("*")) if p.is_file()]
 
 
+def is_side_file(key: Path) -> bool:
+    """schema.json and other JSON side files: not rows. Sharded like any object (SageMaker shards by key, whatever
+    the object holds); train.py sends schema.json to the hosts that did not get it."""
+    return key.suffix == ".json"
+
+
 def _stage_channels(channels: Mapping[str, Path], distribution: Mapping[str, Distribution], roots: list[Path]) -> None:
     for name, source in channels.items():
         objects = _channel_objects(source)
         mode = distribution.get(name, "ShardedByS3Key" if name == "train" else "FullyReplicated")
+        data = [(path, key) for path, key in objects if not is_side_file(key)]
+        if mode == "ShardedByS3Key" and len(roots) > 1 and len(data) < len(roots):
+            warnings.warn(
+                f"channel {name!r} has {len(data)} data file(s) for {len(roots)} hosts: "
+                f"{len(roots) - len(data)} host(s) get no {name} rows (split the data into at least one file "
+                "per host; ShardedByS3Key shards by object, never inside one)",
+                stacklevel=3,
+            )
         for rank, root in enumerate(roots):
             channel_dir = root / "input" / "data" / name
             channel_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +163,8 @@ def _host_env(
             "SM_HOSTS": json.dumps(hosts),
             "SM_CURRENT_HOST": host,
             "SM_NUM_GPUS": "0",
-            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            # The hosts share this machine: each gets its share of the cores, as one instance has its own.
+            "SM_NUM_CPUS": str(max(1, (os.cpu_count() or 1) // len(hosts))),
             "SM_HPS": json.dumps(dict(hyperparameters)),
             "SM_CHANNELS": json.dumps(sorted(channels)),
             "SM_MODEL_DIR": str(root / "model"),

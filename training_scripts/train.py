@@ -204,6 +204,20 @@ def xgboost_params(hps: dict[str, Any], num_gpus: int) -> dict[str, Any]:
     return params
 
 
+def threads(hps: dict[str, Any]) -> int:
+    """XGBoost's thread count: the nthread hyperparameter, else the host's cores as SageMaker reports them.
+
+    SM_NUM_CPUS is the instance's core count on SageMaker; the local runner gives each of N hosts on one machine
+    its share, so local multi-host training does not oversubscribe the cores.
+    """
+    if hps.get("nthread"):
+        return int(hps["nthread"])
+    try:
+        return max(1, int(os.environ["SM_NUM_CPUS"]))
+    except (KeyError, ValueError):
+        return -1  # every core
+
+
 def device_for(num_gpus: int) -> str:
     """'cuda' when SageMaker gave the host GPUs (SM_NUM_GPUS > 0), else 'cpu'."""
     return "cuda" if num_gpus > 0 else "cpu"
@@ -659,11 +673,12 @@ def train(args: argparse.Namespace, loaded: Loaded, group: Group) -> Trained:
     hps = loaded.hps
     schema = loaded.schema
     params = xgboost_params(hps, args.num_gpus)
+    params["nthread"] = threads(hps)
     matrix = {
         "feature_names": list(schema.feature_names),
         "feature_types": schema.xgb_feature_types,
         "enable_categorical": True,
-        "nthread": hps["nthread"] or -1,
+        "nthread": threads(hps),
     }
     dtrain = xgb.DMatrix(loaded.train.X, label=loaded.train.y, **matrix)
     dval = xgb.DMatrix(loaded.validation.X, label=loaded.validation.y, **matrix)
@@ -725,7 +740,7 @@ def evaluate(trained: Trained) -> tuple[dict[str, Any], dict[str, Any]]:
     """evaluation.json and baseline.json documents. Local, no collective calls (run after the group ends)."""
     loaded = trained.loaded
     schema, task, hps = loaded.schema, loaded.task, loaded.hps
-    nthread = hps["nthread"]
+    nthread = threads(hps)
     threshold = None
     splits: dict[str, Any] = {}
     predictions = {"validation": _predict(trained.model, loaded.validation_full, schema, nthread)}

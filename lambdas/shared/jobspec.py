@@ -511,6 +511,8 @@ def s3_prefix_uri(bucket: str, prefix: str) -> str:
 
 
 def _channel(name: str, uri: str, *, sharded: bool = False, content_type: str | None = "text/csv") -> dict[str, Any]:
+    """One S3 input channel. `sharded` is ShardedByS3Key: SageMaker gives each instance whole objects, never part of
+    one, so a train prefix needs at least one data file per instance or the extra instances train on nothing."""
     channel: dict[str, Any] = {
         "ChannelName": name,
         "DataSource": {

@@ -116,3 +116,23 @@ def test_train_cli_needs_validation_in_data(tmp_path: Path, capsys: pytest.Captu
     # THEN it exits 2 naming what is missing
     assert code == 2
     assert "needs train/ and validation/" in capsys.readouterr().err
+
+
+def test_a_sharded_channel_with_fewer_data_files_than_hosts_warns(tmp_path: Path) -> None:
+    # GIVEN a train channel with one data file and schema.json, for two hosts
+    from sagecycle.local_training import _stage_channels
+
+    channel = tmp_path / "train"
+    channel.mkdir()
+    (channel / "part-0.csv").write_text("1,2\n")
+    (channel / "schema.json").write_text("{}")
+    roots = [tmp_path / "h1", tmp_path / "h2"]
+    # WHEN the channel is staged ShardedByS3Key
+    # THEN a warning says one host gets no rows (schema.json is no data file)
+    with pytest.warns(UserWarning, match="1 data file"):
+        _stage_channels({"train": channel}, {}, roots)
+    # AND objects are sharded as SageMaker shards them: by key, schema.json included
+    assert [sorted(p.name for p in (r / "input/data/train").iterdir()) for r in roots] == [
+        ["part-0.csv"],
+        ["schema.json"],
+    ]

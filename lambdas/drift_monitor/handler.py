@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,6 +28,16 @@ logger = Logger(service=SERVICE)
 # service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
 metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
 tracer = Tracer(service=SERVICE)
+# Of the time left when the run starts, keep this share (at least MIN_RESERVE_SECONDS) for the file being
+# read when the budget runs out, the metrics and the watermark: a backlog is read over several runs.
+RESERVE_SHARE: Final = 0.25
+MIN_RESERVE_SECONDS: Final = 10.0
+
+
+def deadline(context: LambdaContext) -> float:
+    """time.monotonic() after which the run starts no new capture file."""
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return time.monotonic() + max(0.0, remaining - max(MIN_RESERVE_SECONDS, remaining * RESERVE_SHARE))
 
 
 @cached
@@ -41,7 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = settings()
     metrics.set_default_dimensions(**{METRIC_DIMENSION: config.stage})
     try:
-        run = logic.run_drift_check(config, utcnow())
+        run = logic.run_drift_check(config, utcnow(), deadline=deadline(context))
     except Exception:
         logger.exception("drift check failed; no metrics published, the watermark did not move")
         raise

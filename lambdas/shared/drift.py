@@ -138,7 +138,8 @@ class FeatureDrift:
         }
 
 
-def _numeric_reference(name: str, ref: Mapping[str, Any]) -> tuple[list[float], list[float], float]:
+def numeric_reference(name: str, ref: Mapping[str, Any]) -> tuple[list[float], list[float], float]:
+    """(bin_edges, proportions, missing_proportion) of a numeric baseline feature; BaselineError names it."""
     edges, shares = ref.get("bin_edges"), ref.get("proportions")
     if not isinstance(edges, list) or not isinstance(shares, list) or len(edges) != len(shares) + 1 or not shares:
         raise BaselineError(f"baseline feature {name}: bin_edges must have one more entry than proportions")
@@ -148,17 +149,47 @@ def _numeric_reference(name: str, ref: Mapping[str, Any]) -> tuple[list[float], 
     return values, [float(p) for p in shares], float(ref.get("missing_proportion", 0.0))
 
 
+def categorical_reference(name: str, ref: Mapping[str, Any]) -> tuple[list[str], list[float], float]:
+    """(categories with OTHER last, reference shares, missing_proportion) of a categorical baseline feature."""
+    frequencies = ref.get("frequencies")
+    if not isinstance(frequencies, Mapping) or not frequencies:
+        raise BaselineError(f"baseline feature {name}: frequencies must be a non-empty object")
+    categories = [str(c) for c in frequencies if str(c) != OTHER] + [OTHER]
+    return categories, [float(frequencies.get(c, 0.0)) for c in categories], float(ref.get("missing_proportion", 0.0))
+
+
+def bin_counts(position_counts: Sequence[int], bins: int) -> list[int]:
+    """Live counts per reference bin from counts per `bisect_right(edges, v)` position (0 .. len(edges)).
+
+    The one binning rule: below the first edge counts in the first bin, above the last in the last.
+    """
+    counts = [0] * bins
+    for position, count in enumerate(position_counts):
+        counts[min(bins - 1, max(0, position - 1))] += count
+    return counts
+
+
 def numeric_drift(name: str, ref: Mapping[str, Any], values: Sequence[float | None], sample_size: int) -> FeatureDrift:
-    edges, shares, ref_missing = _numeric_reference(name, ref)
-    k = len(shares)
-    counts = [0] * k
+    edges = numeric_reference(name, ref)[0]
+    positions = [0] * (len(edges) + 1)
     missing = 0
     for v in values:
         if v is None:
             missing += 1
         else:
-            counts[min(k - 1, max(0, bisect.bisect_right(edges, v) - 1))] += 1
-    n = len(values)
+            positions[bisect.bisect_right(edges, v)] += 1
+    return numeric_drift_from_counts(name, ref, bin_counts(positions, len(edges) - 1), missing, sample_size)
+
+
+def numeric_drift_from_counts(
+    name: str, ref: Mapping[str, Any], counts: Sequence[int], missing: int, sample_size: int
+) -> FeatureDrift:
+    """Drift of one numeric feature from its live counts per reference bin and its missing count."""
+    _, shares, ref_missing = numeric_reference(name, ref)
+    k = len(shares)
+    if len(counts) != k:
+        raise ValueError(f"{name}: {len(counts)} live bin counts for {k} reference bins")
+    n = sum(counts) + missing
     present = n - missing
     expected = [(1 - ref_missing) * p for p in shares] + [ref_missing]
     actual = [c / n for c in counts] + [missing / n] if n else [0.0] * (k + 1)
@@ -184,21 +215,26 @@ def numeric_drift(name: str, ref: Mapping[str, Any], values: Sequence[float | No
 
 
 def categorical_drift(name: str, ref: Mapping[str, Any], values: Sequence[str | None]) -> FeatureDrift:
-    frequencies = ref.get("frequencies")
-    if not isinstance(frequencies, Mapping) or not frequencies:
-        raise BaselineError(f"baseline feature {name}: frequencies must be a non-empty object")
-    categories = [str(c) for c in frequencies if str(c) != OTHER] + [OTHER]
-    index = {c: i for i, c in enumerate(categories)}
-    ref_missing = float(ref.get("missing_proportion", 0.0))
-    ref_shares = [float(frequencies.get(c, 0.0)) for c in categories]
-    counts = [0] * len(categories)
+    counts: dict[str, int] = {}
     missing = 0
     for v in values:
         if v is None:
             missing += 1
         else:
-            counts[index.get(v, index[OTHER])] += 1
-    n = len(values)
+            counts[v] = counts.get(v, 0) + 1
+    return categorical_drift_from_counts(name, ref, counts, missing)
+
+
+def categorical_drift_from_counts(
+    name: str, ref: Mapping[str, Any], live: Mapping[str, int], missing: int
+) -> FeatureDrift:
+    """Drift of one categorical feature from live counts per category (any the baseline lacks is OTHER)."""
+    categories, ref_shares, ref_missing = categorical_reference(name, ref)
+    index = {c: i for i, c in enumerate(categories)}
+    counts = [0] * len(categories)
+    for value, count in live.items():
+        counts[index.get(value, index[OTHER])] += count
+    n = sum(counts) + missing
     present = n - missing
     expected = [(1 - ref_missing) * p for p in ref_shares] + [ref_missing]
     actual = [c / n for c in counts] + [missing / n] if n else [0.0] * (len(categories) + 1)

@@ -10,6 +10,7 @@ from aws_cdk import App, Environment, Stack, Tags
 from config.settings import StageConfig
 from sagecycle.packaging import build_lambda_bundle, build_powertools_layer, build_sourcedir
 from stacks.audit_stack import AuditStack
+from stacks.constructs.sagemaker_role import NetworkScope
 from stacks.data_stack import DataStack
 from stacks.endpoint_stack import EndpointStack
 from stacks.model_stack import ModelStack, champion_parameter_name
@@ -54,17 +55,6 @@ def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_mode
         env=env,
         description=f"{config.app_name} {config.stage}: CloudTrail, security alarms, operator topic (stateful)",
     )
-    model = ModelStack(
-        app,
-        config.stack_name("Model"),
-        config=config,
-        data_key=data.keys.data_key,
-        sourcedir=build_sourcedir(build_dir / "sourcedir"),
-        baseline_model=baseline_model,
-        env=env,
-        description=f"{config.app_name} {config.stage}: SageMaker role, scripts, champion parameter, model registry",
-    )
-    model.add_stack_dependency(data, reason="buckets are referenced by name")
     network = notebook = None
     if config.network.enabled:
         network = NetworkStack(
@@ -75,6 +65,27 @@ def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_mode
             env=env,
             description=f"{config.app_name} {config.stage}: private VPC, VPC endpoints, flow logs, SageMaker group",
         )
+    model = ModelStack(
+        app,
+        config.stack_name("Model"),
+        config=config,
+        data_key=data.keys.data_key,
+        log_key=data.keys.log_key,
+        network=NetworkScope(
+            vpc_id=network.vpc.vpc_id,
+            subnet_ids=tuple(network.subnet_ids),
+            security_group_ids=(network.sagemaker_security_group.security_group_id,),
+        )
+        if network is not None
+        else None,
+        sourcedir=build_sourcedir(build_dir / "sourcedir"),
+        baseline_model=baseline_model,
+        env=env,
+        description=f"{config.app_name} {config.stage}: SageMaker role, scripts, champion parameter, model registry",
+    )
+    model.add_stack_dependency(data, reason="buckets are referenced by name")
+    if network is not None:
+        model.add_stack_dependency(network, reason="the execution role attaches interfaces in its subnets only")
     private = (
         PrivateNetwork(
             subnet_ids=tuple(network.subnet_ids),

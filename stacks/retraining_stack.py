@@ -293,12 +293,6 @@ class RetrainingStack(Stack):
         publish_key = iam.PolicyStatement(
             sid="NotifyOperatorsKey", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[log_key.key_arn]
         )
-        metrics = iam.PolicyStatement(
-            sid="PublishMetrics",
-            actions=["cloudwatch:PutMetricData"],
-            resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": c.METRIC_NAMESPACE}},
-        )
         runs_rw = iam.PolicyStatement(
             sid="RunsTable",
             actions=[
@@ -361,6 +355,8 @@ class RetrainingStack(Stack):
             "layer": layer,
             "log_key": log_key,
             "dlq_key": data_key,
+            "environment_key": data_key,
+            "metric_namespace": c.METRIC_NAMESPACE,
             "topic": operator_topic,
             "log_retention_days": config.data.log_retention_days,
         }
@@ -402,7 +398,6 @@ class RetrainingStack(Stack):
                 use_data_key,
                 publish,
                 publish_key,
-                metrics,
             ],
             reserved_concurrency=1,  # one decision at a time; the lock is the real guard
             **fn_args,
@@ -462,7 +457,6 @@ class RetrainingStack(Stack):
                 use_data_key,
                 publish,
                 publish_key,
-                metrics,
             ],
             timeout=Duration.minutes(5),
             memory_mb=1024,
@@ -577,7 +571,6 @@ class RetrainingStack(Stack):
                 use_data_key,
                 publish,
                 publish_key,
-                metrics,
             ],
             timeout=Duration.minutes(2),
             reserved_concurrency=1,  # decisions about one endpoint are serialized
@@ -609,7 +602,6 @@ class RetrainingStack(Stack):
                 read_champion,
                 runs_rw,
                 use_data_key,
-                metrics,
             ],
             timeout=Duration.minutes(10),
             memory_mb=1024,
@@ -640,7 +632,6 @@ class RetrainingStack(Stack):
                 use_data_key,
                 publish,
                 publish_key,
-                metrics,
             ],
             reserved_concurrency=1,
             unscoped_reasons=describe_reason,

@@ -10,7 +10,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.constructs.retention import retention
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, exempt
 from stacks.naming import keep_depends_on
 
 
@@ -86,14 +86,14 @@ class S3PrefixListLookup(Construct):
         # is that its log permissions exist before it runs.
         keep_depends_on(function.node.default_child, self.node.find_child("Policy").node.default_child)
         only_at_deploy = "CDK's AwsCustomResource provider runs only when CloudFormation deploys this stack"
-        for rule, why in (
-            ("HIPAA.Security-LambdaConcurrency", "CloudFormation invokes it once per deployment"),
-            ("NIST.800.53.R5-LambdaConcurrency", "CloudFormation invokes it once per deployment"),
-            ("HIPAA.Security-LambdaDLQ", "CloudFormation waits on its response and fails the deploy if it fails"),
-            ("NIST.800.53.R5-LambdaDLQ", "CloudFormation waits on its response and fails the deploy if it fails"),
-            ("Serverless-LambdaDLQ", "CloudFormation waits on its response and fails the deploy if it fails"),
-            ("HIPAA.Security-LambdaInsideVPC", "it calls the EC2 API, which this private VPC has no endpoint for"),
-            ("NIST.800.53.R5-LambdaInsideVPC", "it calls the EC2 API, which this private VPC has no endpoint for"),
-            ("Serverless-LambdaTracing", "a deploy-time lookup has no request path worth tracing"),
+        acknowledge(
+            function.node.default_child,
+            "Serverless-LambdaTracing",
+            f"{only_at_deploy}: a deploy-time lookup has no request path worth tracing.",
+        )
+        for finding, why in (
+            ("lambda-no-reserved-concurrency", "CloudFormation invokes it once per deployment"),
+            ("lambda-no-dlq", "CloudFormation waits on its response and fails the deploy if it fails"),
+            ("lambda-outside-vpc", "it calls the EC2 API, which this private VPC has no endpoint for"),
         ):
-            acknowledge(function.node.default_child, rule, f"{only_at_deploy}: {why}.")
+            exempt(function, finding, f"{only_at_deploy}: {why}.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -19,6 +22,32 @@ MODEL_READ_PREFIXES = ("code/", "models/", "training-output/", "checkpoints/")
 MODEL_WRITE_PREFIXES = ("training-output/", "checkpoints/", "transform-output/")
 
 
+# The EC2 actions SageMaker takes with this role to attach a job's or a model's network interfaces.
+NETWORK_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+)
+# Read-only EC2 calls SageMaker makes to check the VpcConfig; they support no resource-level permissions.
+NETWORK_DESCRIBE_ACTIONS = (
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
+
+
+@dataclass(frozen=True)
+class NetworkScope:
+    """The private network SageMaker attaches jobs and models to (tokens from the Network stack)."""
+
+    vpc_id: str
+    subnet_ids: Sequence[str]
+    security_group_ids: Sequence[str]
+
+
 class SageMakerExecutionRole(Construct):
     def __init__(
         self,
@@ -31,7 +60,7 @@ class SageMakerExecutionRole(Construct):
         model_bucket: s3.IBucket,
         data_key: kms.IKey,
         image_repository_arn: str,
-        in_vpc: bool,
+        network: NetworkScope | None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role_name = role_name
@@ -44,8 +73,16 @@ class SageMakerExecutionRole(Construct):
                 {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
             ),
         )
-        # A customer-managed policy (not inline) so it shows up, versioned, in IAM and in audits.
+        # Customer-managed policies (not inline) so they show up, versioned, in IAM and in audits. Every statement
+        # of `Policy` names its resources; the actions that support no resource-level permissions sit alone in
+        # `UnscopedPolicy`, the only policy whose `*` is acknowledged.
         policy = iam.ManagedPolicy(self, "Policy", roles=[self.role])
+        unscoped = iam.ManagedPolicy(
+            self,
+            "UnscopedPolicy",
+            roles=[self.role],
+            description=f"{role_name}: the actions that support no resource-level permissions, and only those",
+        )
         policy.add_statements(
             iam.PolicyStatement(
                 sid="ReadTrainingData",
@@ -94,46 +131,30 @@ class SageMakerExecutionRole(Construct):
                 resources=[f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/*"],
             ),
             iam.PolicyStatement(
+                sid="PullXgboostImage",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[image_repository_arn],
+            ),
+        )
+        unscoped.add_statements(
+            iam.PolicyStatement(
                 sid="PublishJobMetrics",
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
             ),
             iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-            iam.PolicyStatement(
-                sid="PullXgboostImage",
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[image_repository_arn],
-            ),
         )
-        wildcard_reasons = {
-            "Resource::*": "cloudwatch:PutMetricData and ecr:GetAuthorizationToken support no resource-level "
-            "permissions; PutMetricData is limited to SageMaker's namespaces by condition.",
-        }
-        if in_vpc:
-            # SageMaker attaches ENIs in our subnets; these EC2 actions support no resource-level scoping.
-            policy.add_statements(
-                iam.PolicyStatement(
-                    sid="AttachToPrivateSubnets",
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeDhcpOptions",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                    ],
-                    resources=["*"],
-                )
-            )
-            wildcard_reasons["Resource::*"] += " The EC2 network-interface actions SageMaker needs to run in our "
-            "private subnets support no resource-level permissions either."
-        self.policy = policy
+        unscoped_reason = (
+            "This policy holds only actions that support no resource-level permissions: cloudwatch:PutMetricData "
+            "(limited to SageMaker's namespaces by condition) and ecr:GetAuthorizationToken"
+        )
+        if network is not None:
+            self._network_statements(policy, unscoped, network)
+            unscoped_reason += ", and the read-only EC2 Describe calls SageMaker makes to check a VpcConfig"
+        self.policy, self.unscoped_policy = policy, unscoped
         cfn_policy = policy.node.default_child
-        acknowledge(cfn_policy, "AwsSolutions-IAM5[Resource::*]", wildcard_reasons["Resource::*"])
+        acknowledge(unscoped.node.default_child, "AwsSolutions-IAM5[Resource::*]", unscoped_reason + ".")
         acknowledge(
             cfn_policy,
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
@@ -159,4 +180,44 @@ class SageMakerExecutionRole(Construct):
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
             "/aws/sagemaker/*]",
             "SageMaker names its log groups /aws/sagemaker/TrainingJobs, /Endpoints/<name> and so on at run time.",
+        )
+
+    def _network_statements(
+        self, policy: iam.ManagedPolicy, unscoped: iam.ManagedPolicy, network: NetworkScope
+    ) -> None:
+        """SageMaker attaches network interfaces in our private subnets only, never in another VPC.
+
+        CreateNetworkInterface names the subnet and the security group as resources: ours, by ARN. The interface
+        itself gets its id at creation, so it is `network-interface/*`, pinned by the condition keys every
+        network-interface action carries: `ec2:Vpc` (this VPC) and `ec2:Subnet` (its private subnets).
+        """
+
+        def ec2(resource: str) -> str:
+            return f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+        vpc = ec2(f"vpc/{network.vpc_id}")
+        subnets = [ec2(f"subnet/{s}") for s in network.subnet_ids]
+        groups = [ec2(f"security-group/{g}") for g in network.security_group_ids]
+        policy.add_statements(
+            iam.PolicyStatement(
+                sid="UsePrivateSubnetsAndGroup",
+                actions=["ec2:CreateNetworkInterface"],
+                resources=[*subnets, *groups],
+                conditions={"ArnEquals": {"ec2:Vpc": vpc}},
+            ),
+            iam.PolicyStatement(
+                sid="NetworkInterfacesInPrivateSubnets",
+                actions=list(NETWORK_INTERFACE_ACTIONS),
+                resources=[ec2("network-interface/*")],
+                conditions={"ArnEquals": {"ec2:Vpc": vpc, "ec2:Subnet": subnets}},
+            ),
+        )
+        unscoped.add_statements(
+            iam.PolicyStatement(sid="DescribeNetwork", actions=list(NETWORK_DESCRIBE_ACTIONS), resources=["*"])
+        )
+        acknowledge(
+            policy.node.default_child,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
+            "A network interface gets its id when SageMaker creates it; ec2:Vpc and ec2:Subnet conditions pin every "
+            "interface action to this stage's VPC and private subnets.",
         )

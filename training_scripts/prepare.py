@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contract import data
+
 try:
     from training_scripts import data_io
 except ImportError:  # run from inside training_scripts/
@@ -66,7 +68,8 @@ def _open_text(path: Path) -> Any:
 
 
 def read_raw(path: Path, missing_tokens: Sequence[str]) -> pd.DataFrame:
-    """All cells as stripped strings, missing tokens as NaN."""
+    """All cells as stripped strings, missing values as NaN: the contract's missing tokens (the given ones, the
+    empty cell and `nan`), the same ones the endpoint reads as missing."""
     if not path.is_file():
         raise PrepareError(f"{path}: no such file")
     try:
@@ -81,17 +84,29 @@ def read_raw(path: Path, missing_tokens: Sequence[str]) -> pd.DataFrame:
     if frame.empty:
         raise PrepareError(f"{path}: has a header but no data rows")
     frame.columns = [str(c).strip() for c in frame.columns]
-    tokens = set(missing_tokens)
+    tokens = {t.strip() for t in missing_tokens} | {""}
     for column in frame.columns:
         values = frame[column].str.strip()
-        frame[column] = values.where(~values.isin(tokens) & values.notna(), np.nan)
+        missing = values.isin(tokens) | values.str.lower().eq(data.REQUEST_NAN_WORD) | values.isna()
+        frame[column] = values.where(~missing, np.nan)
     return frame
 
 
 def _numeric(values: pd.Series) -> pd.Series | None:
-    """The column as floats if every present cell is a number, else None."""
-    converted = pd.to_numeric(values, errors="coerce")
-    return converted if converted.notna().sum() == values.notna().sum() else None
+    """The column as floats if every present cell is a contract number (contract.data), else None.
+
+    A column of decimals of which one overflows float32 is an error, not a categorical column: train.py and
+    the endpoint read numbers as float32.
+    """
+    present = values.dropna()
+    if not present.map(data.is_decimal).all():
+        return None
+    converted = values.astype(float)  # float() per cell: the correctly rounded double the readers get
+    overflow = present[~present.map(lambda cell: data.parse_number(cell) is not None)]
+    if len(overflow):
+        where = f"column {values.name!r}: " if values.name is not None else ""
+        raise PrepareError(f"{where}value {overflow.iloc[0]!r} overflows float32 (the largest is about 3.4e38)")
+    return converted
 
 
 def _class_name(value: float) -> str:
@@ -117,7 +132,7 @@ def _encode_label(labels: pd.Series, objective: str, target: str) -> tuple[np.nd
     numbers = _numeric(labels)
     if task == "regression":
         if numbers is None:
-            bad = labels[pd.to_numeric(labels, errors="coerce").isna()].iloc[0]
+            bad = labels[~_numeric_mask(labels)].iloc[0]
             raise PrepareError(f"target {target!r}: value {bad!r} is not a number, but the objective is {objective}")
         return numbers.to_numpy(np.float64), []
     if numbers is not None:  # numeric classes sort by value: "2" before "10"
@@ -252,7 +267,7 @@ def prepare(
 
 
 def _numeric_mask(labels: pd.Series) -> pd.Series:
-    return pd.to_numeric(labels, errors="coerce").notna() | labels.isna()
+    return labels.isna() | labels.map(lambda cell: isinstance(cell, str) and data.is_decimal(cell))
 
 
 def _write(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lambdas.shared.validation import validate_bytes
 from training_scripts import data_io
 from training_scripts.prepare import EMBEDDED_ADULT, Prepared, main, prepare
 
@@ -183,8 +184,17 @@ def test_cli_writes_the_default_adult_splits(tmp_path: Path, capsys: pytest.Capt
         ("a,b,label\n" + "1,2,x\n" * 10, [], "single value 'x'"),
         ("a,b,label\n1,2,x\n3,4,y\n5,6,z\n", ["--objective", "binary:logistic"], "binary:logistic needs 2"),
         ("a,b,label\n1,2,x\n3,4,y\n", ["--objective", "reg:squarederror"], "is not a number"),
+        ("a,b,label\n1,2,x\n1e39,4,y\n", [], "column 'a': value '1e39' overflows float32"),
     ],
-    ids=["missing-target", "empty-file", "header-only", "one-class", "three-classes-binary", "text-regression"],
+    ids=[
+        "missing-target",
+        "empty-file",
+        "header-only",
+        "one-class",
+        "three-classes-binary",
+        "text-regression",
+        "float32-overflow",
+    ],
 )
 def test_bad_input_exits_2_naming_the_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, args: list[str], message: str
@@ -216,3 +226,35 @@ def test_prepared_files_pass_train_py_reader(adult_prepared: Prepared) -> None:
     # THEN all rows come back with float32 features and 0/1 labels
     assert split.rows == adult_prepared.sizes["validation"]
     assert split.X.dtype == np.float32 and set(np.unique(split.y)) == {0.0, 1.0}
+
+
+def test_raw_cells_are_read_by_the_data_contract(tmp_path: Path) -> None:
+    # GIVEN raw cells the contract decides: padded numbers, `nan` and `?` (missing), digit forms float() takes
+    raw = tmp_path / "raw.csv"
+    rows = ["num,code,label", "1.5,3_9,x", "nan,\u0663,y", " 7 ,?,x", "?,5,y"]
+    raw.write_text("\n".join(rows * 1 + rows[1:] * 9) + "\n", encoding="utf-8")
+    # WHEN it is prepared
+    prepared = prepare(raw, target="label", output_dir=tmp_path / "out", test_size=0)
+    # THEN `num` is numeric with NaN for nan and ?, and the digit forms are category names, not numbers
+    features = {f["name"]: f for f in prepared.schema["features"]}
+    assert features["num"]["type"] == "numeric"
+    assert features["code"] == {"name": "code", "type": "categorical", "categories": ["3_9", "5", "\u0663"]}
+    schema = data_io.load_schema(prepared.schema_path)
+    X = np.concatenate(
+        [
+            data_io.read_channel(prepared.channel(name), schema.n_columns, channel=name, schema=schema).X
+            for name in ("train", "validation")
+        ]
+    )
+    assert set(np.unique(X[:, 0][~np.isnan(X[:, 0])])) == {1.5, 7.0}
+    assert (np.isnan(X[:, 0]).sum(), np.isnan(X[:, 1]).sum(), len(X)) == (20, 10, 40)
+
+
+def test_prepared_files_pass_the_ingest_validation(adult_prepared: Prepared) -> None:
+    # GIVEN every prepared Adult file
+    schema = json.loads(adult_prepared.schema_path.read_text())
+    for files in adult_prepared.files.values():
+        for path in files:
+            # WHEN the ingest function's check reads it / THEN it is valid: what prepare writes, ingest accepts
+            report = validate_bytes(path.read_bytes(), schema)
+            assert report.valid, report.lines()[:3]

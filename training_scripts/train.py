@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import shutil
 import signal
@@ -46,11 +45,12 @@ import numpy as np
 import xgboost as xgb
 
 try:
-    from training_scripts import data_io, evaluation
+    from training_scripts import data_io, evaluation, hyperparameters
     from training_scripts.metrics_format import format_final, format_round
 except ImportError:  # SageMaker container: the scripts sit flat in /opt/ml/code
     import data_io  # type: ignore[no-redef]
     import evaluation  # type: ignore[no-redef]
+    import hyperparameters  # type: ignore[no-redef]
     from metrics_format import format_final, format_round  # type: ignore[no-redef]
 
 MODEL_FILE = "xgboost-model"
@@ -64,12 +64,11 @@ SERVING_PACKAGES = ("contract",)
 EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 143
 DEFAULT_TRACKER_PORT = 9099
 CHECKPOINT_PREFIX, CHECKPOINT_SUFFIX, CHECKPOINTS_KEPT = "checkpoint-", ".ubj", 2
+FINGERPRINT_ATTR = "sagecycle_job_fingerprint"  # a booster attribute in each checkpoint, never in the model
+# Hyperparameters that change how fast or how often, not which trees: a resume may differ in these.
+_NOT_SHAPING = frozenset({"nthread", "checkpoint_interval", "eval_train", "threshold_method"})
 BASELINE_MAX_ROWS = 200_000
 _MAXIMIZE_PREFIXES = ("auc", "aucpr", "map", "ndcg", "pre")
-
-
-class UsageError(ValueError):
-    """A hyperparameter or option the script cannot use."""
 
 
 class Interrupted(Exception):
@@ -77,120 +76,21 @@ class Interrupted(Exception):
 
 
 # --- hyperparameters -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hyperparameter:
-    kind: str  # int | float | str | list | bool
-    default: Any
-    low: float | None = None  # inclusive lower bound
-    high: float | None = None  # inclusive upper bound
-    low_open: bool = False  # the lower bound itself is not allowed
-    choices: tuple[str, ...] | None = None
-    help: str = ""
-
-
-# Names of SageMaker's built-in XGBoost algorithm. None = decided later (from the schema) or XGBoost's own.
-# The defaults reach accuracy 0.875 / AUC 0.93 on Adult's 6,513-row test split (bench/train_adult.py).
-HYPERPARAMETERS: dict[str, Hyperparameter] = {
-    "num_round": Hyperparameter("int", 1000, 1, help="boosting rounds (an upper bound with early stopping)"),
-    "max_depth": Hyperparameter("int", 6, 0),
-    "eta": Hyperparameter("float", 0.1, 0, 1, low_open=True),
-    "gamma": Hyperparameter("float", 0.0, 0),
-    "min_child_weight": Hyperparameter("float", 1.0, 0),
-    "subsample": Hyperparameter("float", 0.8, 0, 1, low_open=True),
-    "colsample_bytree": Hyperparameter("float", 0.8, 0, 1, low_open=True),
-    "colsample_bylevel": Hyperparameter("float", 1.0, 0, 1, low_open=True),
-    "colsample_bynode": Hyperparameter("float", 1.0, 0, 1, low_open=True),
-    "lambda": Hyperparameter("float", 1.0, 0),
-    "alpha": Hyperparameter("float", 0.0, 0),
-    "max_bin": Hyperparameter("int", 256, 2),
-    "max_delta_step": Hyperparameter("float", 0.0, 0),
-    "max_leaves": Hyperparameter("int", 0, 0),
-    "grow_policy": Hyperparameter("str", "depthwise", choices=("depthwise", "lossguide")),
-    "tree_method": Hyperparameter("str", "hist", choices=("hist", "approx", "auto")),
-    "objective": Hyperparameter("str", None, choices=tuple(data_io.OBJECTIVES)),
-    "eval_metric": Hyperparameter("list", None, help="comma list; early stopping watches the last one"),
-    "num_class": Hyperparameter("int", None, 2),
-    "early_stopping_rounds": Hyperparameter("int", 50, 0, help="0 disables early stopping"),
-    "scale_pos_weight": Hyperparameter("float", None, 0, low_open=True, help="binary only"),
-    "max_cat_to_onehot": Hyperparameter("int", None, 1),
-    "seed": Hyperparameter("int", 0),
-    "nthread": Hyperparameter("int", None, 1, help="default: every core"),
-    "threshold_method": Hyperparameter("str", "max_accuracy", choices=evaluation.THRESHOLD_METHODS),
-    "checkpoint_interval": Hyperparameter("int", 50, 1, help="rounds between checkpoints"),
-    "eval_train": Hyperparameter("bool", False, help="also evaluate (and print) train metrics each round"),
-}
-ALIASES = {"reg_lambda": "lambda", "reg_alpha": "alpha", "learning_rate": "eta", "min_split_loss": "gamma"}
-# Not XGBoost parameters: they steer this script.
-_SCRIPT_ONLY = {"num_round", "early_stopping_rounds", "threshold_method", "checkpoint_interval", "eval_train"}
+# Names, types, bounds and parsing live in hyperparameters.py, which config/settings.py checks a stage against
+# at synth: a value the stage accepts is one this script accepts.
+UsageError = hyperparameters.UsageError
+Hyperparameter = hyperparameters.Hyperparameter
+HYPERPARAMETERS = hyperparameters.HYPERPARAMETERS
+ALIASES = hyperparameters.ALIASES
+_SCRIPT_ONLY = hyperparameters.SCRIPT_ONLY  # not XGBoost parameters: they steer this script
+_parse_value = hyperparameters.parse_value
+_canonical = hyperparameters.canonical
+resolve_hyperparameters = hyperparameters.resolve_hyperparameters
 DEFAULT_EVAL_METRICS = {
     "binary:logistic": ["auc", "logloss"],
     "multi:softprob": ["merror", "mlogloss"],
     "reg:squarederror": ["mae", "rmse"],
 }
-
-
-def _parse_value(name: str, raw: Any) -> Any:
-    """A hyperparameter value from its string (SageMaker sends strings) or JSON form, range-checked."""
-    spec = HYPERPARAMETERS[name]
-    text = str(raw).strip()
-    if raw is None or text.lower() in ("", "none", "null"):
-        return None
-    try:
-        if spec.kind == "int":
-            number = float(text)
-            if not number.is_integer():
-                raise ValueError
-            value: Any = int(number)
-        elif spec.kind == "float":
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError
-        elif spec.kind == "bool":
-            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError
-            value = text.lower() in ("1", "true", "yes")
-        elif spec.kind == "list":
-            items = raw if isinstance(raw, list) else json.loads(text) if text.startswith("[") else text.split(",")
-            value = [str(item).strip() for item in items if str(item).strip()]
-        else:
-            value = text
-    except (ValueError, json.JSONDecodeError):
-        raise UsageError(f"hyperparameter {name}={raw!r} is not a valid {spec.kind}") from None
-    if spec.choices is not None and value not in spec.choices:
-        raise UsageError(f"hyperparameter {name}={value!r} must be one of {', '.join(spec.choices)}")
-    if spec.kind in ("int", "float"):
-        if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
-            sign = ">" if spec.low_open else ">="
-            raise UsageError(f"hyperparameter {name}={value} must be {sign} {spec.low:g}")
-        if spec.high is not None and value > spec.high:
-            raise UsageError(f"hyperparameter {name}={value} must be <= {spec.high:g}")
-    return value
-
-
-def _canonical(name: str) -> str | None:
-    """The table name for a user-given key (aliases and dashes accepted); None for SageMaker's own keys."""
-    key = name.strip().lstrip("-").replace("-", "_")
-    if key.startswith(("sagemaker_", "_")):
-        return None  # e.g. sagemaker_program, _tuning_objective_metric: set by SageMaker, not for us
-    key = ALIASES.get(key, key)
-    if key not in HYPERPARAMETERS:
-        raise UsageError(f"unknown hyperparameter {name!r}; known: {', '.join(sorted(HYPERPARAMETERS))}")
-    return key
-
-
-def resolve_hyperparameters(sm_hps: dict[str, Any] | None, flags: dict[str, Any] | None) -> dict[str, Any]:
-    """Defaults, then SM_HPS (JSON), then command-line flags; every value parsed and range-checked."""
-    resolved = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
-    for source in (sm_hps or {}, flags or {}):
-        for key, raw in source.items():
-            name = _canonical(key)
-            if name is not None:
-                resolved[name] = _parse_value(name, raw)
-    if resolved["num_round"] is None:
-        resolved["num_round"] = HYPERPARAMETERS["num_round"].default
-    return resolved
 
 
 def xgboost_params(hps: dict[str, Any], num_gpus: int) -> dict[str, Any]:
@@ -241,6 +141,18 @@ def _env_json(name: str, default: Any) -> Any:
         raise UsageError(f"environment variable {name} is not valid JSON: {exc}") from exc
 
 
+def _default_checkpoint_dir(env: Any) -> str:
+    """SageMaker syncs /opt/ml/checkpoints (CheckpointConfig.LocalPath) for spot restarts. Outside a training job
+    each run gets a directory of its own, so one local run never meets another's checkpoints."""
+    if env.get("SM_CHECKPOINT_DIR"):
+        return str(env["SM_CHECKPOINT_DIR"])
+    if env.get("TRAINING_JOB_NAME") or env.get("SM_TRAINING_ENV"):  # set inside every SageMaker training job
+        return "/opt/ml/checkpoints"
+    import tempfile
+
+    return str(Path(tempfile.gettempdir()) / f"sagecycle-checkpoints-{os.getpid()}")
+
+
 def _default_output_dir() -> str:
     if os.environ.get("SM_OUTPUT_DIR"):
         return os.environ["SM_OUTPUT_DIR"]
@@ -264,7 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--schema", default=env.get("SM_CHANNEL_SCHEMA"), help="directory holding schema.json")
     parser.add_argument("--output-dir", default=_default_output_dir(), help="where the failure file goes")
     parser.add_argument("--output-data-dir", default=env.get("SM_OUTPUT_DATA_DIR"))
-    parser.add_argument("--checkpoint-dir", default=env.get("SM_CHECKPOINT_DIR", "/opt/ml/checkpoints"))
+    parser.add_argument("--checkpoint-dir", default=_default_checkpoint_dir(env))
     parser.add_argument("--hosts", default=None, help='JSON list, default SM_HOSTS or ["localhost"]')
     parser.add_argument("--current-host", default=env.get("SM_CURRENT_HOST"))
     parser.add_argument("--num-gpus", type=int, default=int(env.get("SM_NUM_GPUS") or 0))
@@ -531,9 +443,10 @@ class Checkpoints:
     best_iteration/best_score attributes.
     """
 
-    def __init__(self, directory: str | Path, interval: int) -> None:
+    def __init__(self, directory: str | Path, interval: int, fingerprint: str = "") -> None:
         self.directory = Path(directory)
         self.interval = interval
+        self.fingerprint = fingerprint  # of this job's data and hyperparameters; see `job_fingerprint`
 
     def paths(self) -> list[Path]:
         if not self.directory.is_dir():
@@ -546,24 +459,59 @@ class Checkpoints:
         return sorted(found, key=lambda p: int(p.stem[len(CHECKPOINT_PREFIX) :]))
 
     def latest(self) -> bytes | None:
-        """The newest checkpoint that XGBoost can load (a torn or foreign file is skipped)."""
+        """The newest checkpoint of this very job that XGBoost can load.
+
+        A torn file is skipped for an older one. A checkpoint whose fingerprint differs (another run's data or
+        hyperparameters left in a shared directory) is never resumed from: the job starts fresh and says why.
+        """
         for path in reversed(self.paths()):
             try:
                 raw = path.read_bytes()
-                xgb.Booster(model_file=bytearray(raw))
+                booster = xgb.Booster(model_file=bytearray(raw))
             except (OSError, xgb.core.XGBoostError) as exc:
                 print(f"checkpoint {path} is unusable ({exc}); trying an older one", flush=True)
                 continue
+            found = booster.attr(FINGERPRINT_ATTR)
+            if found != self.fingerprint:
+                print(
+                    f"not resuming from {path}: it belongs to another job (data or hyperparameters differ: "
+                    f"fingerprint {(found or 'none')[:12]} vs {self.fingerprint[:12]}); training from scratch",
+                    flush=True,
+                )
+                return None
             return raw
         return None
 
     def save(self, booster: xgb.Booster, rounds: int) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{CHECKPOINT_PREFIX}{rounds:06d}{CHECKPOINT_SUFFIX}"
-        data_io.write_text_atomic(path, bytes(booster.save_raw("ubj")))
+        booster.set_attr(**{FINGERPRINT_ATTR: self.fingerprint})
+        try:
+            data_io.write_text_atomic(path, bytes(booster.save_raw("ubj")))
+        finally:
+            booster.set_attr(**{FINGERPRINT_ATTR: None})  # the model itself never carries it
         for old in self.paths()[:-CHECKPOINTS_KEPT]:
             old.unlink(missing_ok=True)
         return path
+
+
+def file_fingerprints(files: list[Path]) -> list[tuple[str, int, str]]:
+    """(name, size, sha256) of each channel file, streamed: what makes two jobs' data the same."""
+    out = []
+    for path in files:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out.append((path.name, path.stat().st_size, digest.hexdigest()))
+    return out
+
+
+def job_fingerprint(channels: dict[str, list[list[tuple[str, int, str]]]], hps: dict[str, Any], schema: Any) -> str:
+    """One hash over every host's channel files, the hyperparameters that shape the trees, and the schema."""
+    shaping = {k: v for k, v in sorted(hps.items()) if k not in _NOT_SHAPING}
+    doc = {"channels": channels, "hyperparameters": shaping, "schema": schema}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # --- training --------------------------------------------------------------------------------------
@@ -611,6 +559,7 @@ def boost(
     booster = xgb.Booster(
         params, [dtrain] + [d for d, _ in evals], model_file=bytearray(start_model) if start_model else None
     )
+    booster.set_attr(**{FINGERPRINT_ATTR: None})  # a resumed checkpoint's fingerprint stays out of the model
     start = booster.num_boosted_rounds()
     if start > num_round:
         booster = booster[:num_round]
@@ -683,7 +632,14 @@ def train(args: argparse.Namespace, loaded: Loaded, group: Group) -> Trained:
     dtrain = xgb.DMatrix(loaded.train.X, label=loaded.train.y, **matrix)
     dval = xgb.DMatrix(loaded.validation.X, label=loaded.validation.y, **matrix)
     evals = [(dtrain, "train"), (dval, "validation")] if hps["eval_train"] else [(dval, "validation")]
-    checkpoints = Checkpoints(args.checkpoint_dir, hps["checkpoint_interval"]) if args.checkpoint_dir else None
+    checkpoints = None
+    if args.checkpoint_dir:
+        files = {
+            name: group.gather(file_fingerprints(split.files))
+            for name, split in (("train", loaded.train), ("validation", loaded.validation))
+        }
+        fingerprint = job_fingerprint(files, hps, schema.raw)
+        checkpoints = Checkpoints(args.checkpoint_dir, hps["checkpoint_interval"], fingerprint)
     if checkpoints is not None and group.is_root:
         try:
             checkpoints.directory.mkdir(parents=True, exist_ok=True)

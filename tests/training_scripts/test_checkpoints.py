@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -129,3 +130,51 @@ def test_sigterm_saves_a_checkpoint_and_a_restart_finishes(
     # AND a restart asked for five more rounds trains just those
     assert job.run(monkeypatch, {**hps, "num_round": str(done + 5)}) == 0, job.failure
     assert _rounds(job.model_dir / "xgboost-model") == done + 5
+
+
+@pytest.mark.parametrize(
+    ("change", "hps_override"),
+    [("other data", {}), ("other hyperparameters", {"max_depth": "3"})],
+)
+def test_a_checkpoint_of_another_job_is_never_resumed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    adult_small: Prepared,
+    change: str,
+    hps_override: dict[str, str],
+) -> None:
+    # GIVEN a finished job's checkpoints left in the directory a second job uses
+    hps = {**EXACT, "num_round": "20", "early_stopping_rounds": "0"}
+    first = make_job(tmp_path / "first", adult_small)
+    assert first.run(monkeypatch, hps) == 0, first.failure
+    second = make_job(tmp_path / "second", adult_small)
+    shutil.copytree(first.checkpoint_dir, second.checkpoint_dir)
+    # AND the second job differs: one train row less, or one hyperparameter
+    if change == "other data":
+        train_file = next(p for p in second.channels["train"].rglob("*.csv"))
+        lines = train_file.read_text().splitlines()
+        train_file.write_text("\n".join(lines[:-1]) + "\n")
+    capsys.readouterr()
+    # WHEN the second job runs
+    code = second.run(monkeypatch, {**hps, **hps_override})
+    # THEN it trains from scratch and says why in one line
+    out = capsys.readouterr().out
+    assert code == 0, second.failure
+    assert "resuming from a checkpoint" not in out
+    assert sum("belongs to another job" in line for line in out.splitlines()) == 1
+    # AND its model carries no fingerprint attribute
+    booster = xgb.Booster(model_file=bytearray((second.model_dir / "xgboost-model").read_bytes()))
+    assert booster.attr(train.FINGERPRINT_ATTR) is None
+
+
+def test_local_runs_default_to_a_checkpoint_directory_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN no SageMaker training environment
+    for name in ("SM_CHECKPOINT_DIR", "TRAINING_JOB_NAME", "SM_TRAINING_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    # WHEN the default is taken, and again inside a training job
+    local = train._default_checkpoint_dir({})
+    in_job = train._default_checkpoint_dir({"TRAINING_JOB_NAME": "job-1"})
+    # THEN a local run gets its own directory, never the shared /opt/ml/checkpoints a job restores
+    assert local != "/opt/ml/checkpoints" and str(os.getpid()) in local
+    assert in_job == "/opt/ml/checkpoints"

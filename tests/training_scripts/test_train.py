@@ -15,7 +15,8 @@ from tests.training_scripts.conftest import FullRun, make_job
 from training_scripts import metrics_format
 from training_scripts.prepare import Prepared
 
-MODEL_FILES = ["baseline.json", "evaluation.json", "schema.json", "xgboost-model"]
+# The contract's four files, and code/: the serving code SageMaker will run from the packed artifact.
+MODEL_FILES = ["baseline.json", "code", "evaluation.json", "schema.json", "xgboost-model"]
 
 
 @pytest.mark.slow
@@ -30,9 +31,9 @@ def test_defaults_beat_the_seed_tutorial_on_adult(adult_full_run: FullRun) -> No
 
 
 @pytest.mark.slow
-def test_model_dir_holds_exactly_the_four_artifacts(adult_full_run: FullRun) -> None:
+def test_model_dir_holds_exactly_the_four_artifacts_and_the_serving_code(adult_full_run: FullRun) -> None:
     # GIVEN the full Adult run
-    # THEN the model directory holds the contract's four files and nothing else
+    # THEN the model directory holds the contract's four files and code/, nothing else
     assert adult_full_run.job.model_files() == MODEL_FILES
 
 

@@ -55,6 +55,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 metrics.add_metric(name=METRIC_FILES_ACCEPTED, unit=MetricUnit.Count, value=1)
             elif outcome.result == "quarantined":
                 metrics.add_metric(name=METRIC_FILES_QUARANTINED, unit=MetricUnit.Count, value=1)
+            elif outcome.result == "missing":
+                metrics.add_metric(name=logic.METRIC_FILES_MISSING, unit=MetricUnit.Count, value=1)
         return [f"{o.key}:{o.result}" for o in outcomes]
 
     response = process_partial_response(

@@ -11,10 +11,17 @@ Per object (one S3 "object created" notification):
    a SHA-256 of the copy, compared with the SHA-256 of the bytes validated. CopySourceIfMatch pins the copy
    to the version read. Valid -> `train/<key without incoming/>`; invalid ->
    `quarantine/<event date>/<key without incoming/>` plus the `<that>.report.json` sidecar, and an SNS notice.
+   The copy is then checked against the original (`verify_copy`): its size, its ETag where S3 defines the
+   ETag as the MD5 of the bytes (single-part, plaintext or SSE-S3), and the SHA-256 S3 stored for it. Any
+   difference raises CopyVerificationError: the original stays, the claim is freed, SQS delivers again.
 4. Record the outcome (accepted files also move the runs table's "new data" clock), then delete the
    original (that version only; an unversioned bucket: only if its ETag is unchanged). Nothing is deleted
    before its copy has been verified.
-A missing object (already moved by an earlier delivery, or deleted) is not an error.
+The exact version in the event is the one acted on (the data bucket is versioned): GetObject, CopyObject
+and DeleteObject all name its VersionId, so a delete marker or a newer upload put on the key before ingest
+runs changes nothing (the newer upload has its own event). Without a version id (an unversioned bucket) the
+event's ETag pins the object (If-Match). When that version is gone, nothing is promoted: the outcome is
+"missing", logged with why (`Gone`), recorded and counted (FilesMissing); it is not an error.
 """
 
 from __future__ import annotations
@@ -72,6 +79,8 @@ MAX_ANNOUNCED_KEYS: Final = 100
 SOURCE: Final = "sagecycle.ingest"
 
 Result = Literal["accepted", "quarantined", "duplicate", "missing", "ignored"]
+# Metric: an event whose object version no longer exists (move to lambdas/shared/contract.py with the others).
+METRIC_FILES_MISSING: Final = "FilesMissing"
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,14 @@ class ObjectBusyError(RuntimeError):
 
 
 class CopyVerificationError(RuntimeError):
-    """The copy's checksum or size differs from the source; the original is kept."""
+    """The copy's size, ETag or checksum differs from the source; the original is kept."""
+
+
+@dataclass(frozen=True)
+class Gone:
+    """The object version an event names no longer exists; `why` says how S3 told us."""
+
+    why: Literal["version-deleted", "object-deleted", "object-replaced"]
 
 
 class SchemaUnavailableError(RuntimeError):
@@ -120,6 +136,7 @@ class Outcome:
     destination: str | None = None
     previously: str | None = None  # for duplicates: what the first delivery decided
     problems: tuple[str, ...] = ()
+    gone: str | None = None  # for missing: Gone.why
 
     @property
     def announces_data(self) -> bool:
@@ -247,10 +264,22 @@ def _sha256_b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
 
 
+def md5_etag(head: Mapping[str, Any]) -> str | None:
+    """The ETag, when S3 defines it as the MD5 of the bytes: a single-part object, plaintext or SSE-S3.
+
+    SSE-KMS, DSSE-KMS and SSE-C objects get an ETag that is not the MD5, and multipart ones `<md5>-<parts>`:
+    two copies of the same bytes may then differ, so their ETags prove nothing (None).
+    """
+    etag = str(head.get("ETag") or "").strip('"')
+    if not etag or "-" in etag or head.get("SSECustomerAlgorithm"):
+        return None
+    return etag if head.get("ServerSideEncryption") in (None, "AES256") else None
+
+
 def copy_verified(
     ref: S3ObjectRef, head: Mapping[str, Any], destination: str, *, sha256_hex: str | None
 ) -> Mapping[str, Any]:
-    """Copy the exact version read to `destination` and prove the bytes arrived unchanged."""
+    """Copy the exact version read to `destination` and prove the bytes arrived unchanged (`verify_copy`)."""
     s3 = client("s3")
     source: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
     version = _version(ref, head)
@@ -265,27 +294,81 @@ def copy_verified(
         s3.copy(
             source, ref.bucket, destination, ExtraArgs=extra, Config=TransferConfig(multipart_chunksize=COPY_PART_BYTES)
         )
-        checksum = None
-    else:
-        response = s3.copy_object(
-            Bucket=ref.bucket,
-            Key=destination,
-            CopySource=source,
-            CopySourceIfMatch=head["ETag"],
-            MetadataDirective="COPY",
-            TaggingDirective="COPY",
-            ChecksumAlgorithm="SHA256",
-            **encryption,
+        return verify_copy(ref, head, destination, copy_version=None, sha256_hex=None)
+    response = s3.copy_object(
+        Bucket=ref.bucket,
+        Key=destination,
+        CopySource=source,
+        CopySourceIfMatch=head["ETag"],
+        MetadataDirective="COPY",
+        TaggingDirective="COPY",
+        ChecksumAlgorithm="SHA256",
+        **encryption,
+    )
+    return verify_copy(ref, head, destination, copy_version=response.get("VersionId"), sha256_hex=sha256_hex or "")
+
+
+def verify_copy(
+    ref: S3ObjectRef,
+    head: Mapping[str, Any],
+    destination: str,
+    *,
+    copy_version: str | None,
+    sha256_hex: str | None,
+) -> Mapping[str, Any]:
+    """Read back what S3 stored and compare it with the original; never trust the copy's own response.
+
+    Checked: the size; the ETag when both are MD5s (`md5_etag`); the SHA-256 when CopyObject was asked for
+    one (`sha256_hex` not None; "" when the bytes were never read, and the copy must still carry it); and that
+    the current version is the one the copy made (`copy_version`, when S3 named it). The HEAD reads the current
+    version (s3:GetObject; a versioned HEAD would need s3:GetObjectVersion on the destination). Raises
+    CopyVerificationError (the original is left for the retry) after discarding the bad copy's version.
+    """
+    s3 = client("s3")
+    where = f"s3://{ref.bucket}/{destination}"
+    copied = s3.head_object(Bucket=ref.bucket, Key=destination, ChecksumMode="ENABLED")
+    problems: list[str] = []
+    current = copied.get("VersionId")
+    if copy_version and current and copy_version != current:
+        problems.append(f"version {current} replaced the copy's version {copy_version}")
+    size, copied_size = int(head.get("ContentLength", ref.size or 0)), int(copied.get("ContentLength", -1))
+    if copied_size != size:
+        problems.append(f"size {copied_size} != {size} bytes of the original")
+    source_md5, copy_md5 = md5_etag(head), md5_etag(copied)
+    if source_md5 and copy_md5 and source_md5 != copy_md5:
+        problems.append(f"ETag {copy_md5} != {source_md5} of the original")
+    checked = ["size"] + (["etag"] if source_md5 and copy_md5 else [])
+    if sha256_hex is not None:
+        stored = copied.get("ChecksumSHA256")
+        if not stored:
+            problems.append("no SHA-256 stored, though CopyObject was asked to compute one")
+        elif sha256_hex and stored != _sha256_b64(sha256_hex):
+            problems.append(f"SHA-256 {stored} != {_sha256_b64(sha256_hex)} of the bytes validated")
+        checked.append("sha256")
+    if problems:
+        _discard_copy(ref.bucket, destination, copy_version or copied.get("VersionId"))
+        raise CopyVerificationError(f"{where}: " + "; ".join(problems))
+    return {"verified_by": "+".join(checked)}
+
+
+def _discard_copy(bucket: str, key: str, version: str | None) -> None:
+    """Remove the version a failed copy made, so train/ never holds bytes that differ from what was checked.
+
+    Only that version, and only when S3 named it (an unversioned bucket keeps the bad copy until the retry
+    overwrites it). Best effort: the verification error is what the caller must see.
+    """
+    if not version or version == "null":
+        logger.error("copy failed verification; no version to discard", extra={"key": key})
+        return
+    try:
+        client("s3").delete_object(Bucket=bucket, Key=key, VersionId=version)
+    except ClientError as error:
+        logger.error(
+            "copy failed verification and could not be discarded",
+            extra={"key": key, "version_id": version, "error": error_code(error)},
         )
-        checksum = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
-    if sha256_hex and checksum:
-        if checksum != _sha256_b64(sha256_hex):
-            raise CopyVerificationError(f"s3://{ref.bucket}/{destination}: SHA-256 {checksum} != validated bytes")
-        return {"verified_by": "sha256"}
-    copied = s3.head_object(Bucket=ref.bucket, Key=destination)
-    if int(copied["ContentLength"]) != size:
-        raise CopyVerificationError(f"s3://{ref.bucket}/{destination}: {copied['ContentLength']} bytes != {size}")
-    return {"verified_by": "size"}
+        return
+    logger.warning("copy failed verification; its version discarded", extra={"key": key, "version_id": version})
 
 
 def delete_original(ref: S3ObjectRef, head: Mapping[str, Any], destination: str) -> None:
@@ -308,20 +391,30 @@ def delete_original(ref: S3ObjectRef, head: Mapping[str, Any], destination: str)
     s3.delete_object(Bucket=ref.bucket, Key=ref.key)
 
 
-def _head_or_get(ref: S3ObjectRef, *, download: bool) -> tuple[dict[str, Any], bytes | None] | None:
-    """(metadata, bytes or None) of the version the event names; None when it no longer exists."""
+def _head_or_get(ref: S3ObjectRef, *, download: bool) -> tuple[dict[str, Any], bytes | None] | Gone:
+    """(metadata, bytes or None) of the exact object version the event names; Gone when it no longer exists.
+
+    With a version id, that version (whatever the key's current version is: a delete marker, a newer upload).
+    Without one (an unversioned bucket), the key's object only while its ETag is the event's (If-Match).
+    """
     s3 = client("s3")
     args: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
-    if ref.version_id and ref.version_id != "null":
+    versioned = bool(ref.version_id and ref.version_id != "null")
+    if versioned:
         args["VersionId"] = ref.version_id
+    elif ref.etag:
+        args["IfMatch"] = f'"{ref.etag.strip(chr(34))}"'
     try:
         if download:
             response = s3.get_object(**args)
             return response, response["Body"].read()
         return s3.head_object(**args), None
     except ClientError as error:
-        if error_code(error) in ("NoSuchKey", "NoSuchVersion", "404", "NotFound"):
-            return None
+        code = error_code(error)
+        if artifacts.is_missing_object(error):
+            return Gone("version-deleted" if versioned else "object-deleted")
+        if code in ("PreconditionFailed", "412") and not versioned:
+            return Gone("object-replaced")
         raise
 
 
@@ -405,7 +498,7 @@ class BatchRun:
         logger.info("duplicate delivery; nothing copied or counted", extra={"key": ref.key, "previously": status})
         if status in ("accepted", "quarantined") and destination:
             found = _head_or_get(ref, download=False)
-            if found is not None:  # an earlier delivery stopped between recording and deleting
+            if not isinstance(found, Gone):  # an earlier delivery stopped between recording and deleting
                 delete_original(ref, found[0], destination)
         return Outcome(ref.key, "duplicate", destination=destination, previously=status)
 
@@ -416,13 +509,13 @@ class BatchRun:
         size = ref.size
         if size is None:  # an event without a size: ask S3 before downloading anything
             peek = _head_or_get(ref, download=False)
-            size = int(peek[0]["ContentLength"]) if peek else None
-        report: Report | None = report_for_size(size, spec, limits) if size is not None else None
+            if isinstance(peek, Gone):
+                return self._missing(ref, pk, peek)
+            size = int(peek[0]["ContentLength"])
+        report: Report | None = report_for_size(size, spec, limits)
         found = _head_or_get(ref, download=report is None)
-        if found is None:
-            logger.info("object no longer exists (moved by an earlier delivery?)", extra={"key": ref.key})
-            runs.update_item(settings.runs_table, pk, set_values={"status": "missing"})
-            return Outcome(ref.key, "missing")
+        if isinstance(found, Gone):
+            return self._missing(ref, pk, found)
         head, data = found
         if report is None:
             report = validate_bytes(data or b"", spec, limits=limits)
@@ -430,12 +523,40 @@ class BatchRun:
             return self._accept(ref, pk, head, report, now=now)
         return self._quarantine(ref, pk, head, report, now=now)
 
+    def _missing(self, ref: S3ObjectRef, pk: runs.Key, gone: Gone) -> Outcome:
+        """The version the event names is gone: nothing is promoted, and the outcome is logged and recorded."""
+        logger.warning(
+            "the object version named in the event no longer exists; nothing promoted",
+            extra={
+                "key": ref.key,
+                "version_id": ref.version_id,
+                "etag": ref.etag,
+                "outcome": "missing",
+                "why": gone.why,
+            },
+        )
+        runs.update_item(self.settings.runs_table, pk, set_values={"status": "missing", "why": gone.why})
+        return Outcome(ref.key, "missing", gone=gone.why)
+
+    @staticmethod
+    def _copy(ref: S3ObjectRef, head: Mapping[str, Any], destination: str, report: Report) -> Mapping[str, Any] | Gone:
+        """copy_verified; Gone when an unversioned object was replaced between the read and the copy (S3 refuses
+        the copy's CopySourceIfMatch with 412): what was checked no longer exists."""
+        try:
+            return copy_verified(ref, head, destination, sha256_hex=report.sha256)
+        except ClientError as error:
+            if _version(ref, head) is None and error_code(error) in ("PreconditionFailed", "412"):
+                return Gone("object-replaced")
+            raise
+
     def _accept(
         self, ref: S3ObjectRef, pk: runs.Key, head: Mapping[str, Any], report: Report, *, now: datetime
     ) -> Outcome:
         settings = self.settings
         destination = accepted_key(ref)
-        verified = copy_verified(ref, head, destination, sha256_hex=report.sha256)
+        verified = self._copy(ref, head, destination, report)
+        if isinstance(verified, Gone):
+            return self._missing(ref, pk, verified)
         runs.record_accepted(settings.runs_table, key=destination, now=now)
         runs.update_item(
             settings.runs_table,
@@ -461,7 +582,9 @@ class BatchRun:
         s3 = client("s3")
         destination = quarantine_key(ref)
         sidecar = sidecar_key(destination)
-        verified = copy_verified(ref, head, destination, sha256_hex=report.sha256)
+        verified = self._copy(ref, head, destination, report)
+        if isinstance(verified, Gone):
+            return self._missing(ref, pk, verified)
         s3.put_object(
             Bucket=ref.bucket,
             Key=sidecar,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from tests.lambdas.fixtures import ENV, Aws, create_resources
+from tests.lambdas.fixtures import ENV, Aws, create_resources, enforce_copy_source_if_match
 
 # Before any handler module is imported (at collection): Tracer and Metrics read these when created.
 for _name in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_NAMESPACE", "AWS_DEFAULT_REGION"):
@@ -36,5 +36,8 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def resources(aws: None) -> Aws:
-    """moto with the buckets, tables, topic, champion and registry the functions expect."""
-    return create_resources()
+    """moto with the buckets, tables, topic, champion and registry the functions expect; CopyObject honours
+    CopySourceIfMatch as S3 does (moto would not)."""
+    created = create_resources()
+    enforce_copy_source_if_match()
+    return created

@@ -453,6 +453,32 @@ class CallCounter:
         self.calls.append(dict(params))
 
 
+def enforce_copy_source_if_match() -> CallRecorder:
+    """CopyObject refuses a source whose ETag is not CopySourceIfMatch, as S3 does (412 PreconditionFailed).
+
+    moto ignores the x-amz-copy-source-if-match header; without this, a copy of an object replaced since it was
+    read would pass here and fail on AWS. Every other CopyObject goes through to moto.
+    """
+    from botocore.exceptions import ClientError
+
+    def check(params: dict[str, Any]) -> dict[str, Any] | None:
+        expected, source = params.get("CopySourceIfMatch"), params.get("CopySource")
+        if not expected or not isinstance(source, dict):
+            return None
+        args = {"Bucket": source["Bucket"], "Key": source["Key"]}
+        if source.get("VersionId"):
+            args["VersionId"] = source["VersionId"]
+        try:
+            etag = str(aws_client("s3").head_object(**args)["ETag"])
+        except ClientError:
+            return None  # moto answers a missing source itself
+        if etag.strip('"') != str(expected).strip('"'):
+            return error_response("PreconditionFailed", "At least one of the pre-conditions did not hold", 412)
+        return None
+
+    return CallRecorder("s3", "CopyObject", check).install()
+
+
 def forbid(service: str, *operations: str) -> None:
     """Make any call of these operations fail the test (proves a path never touches them)."""
 

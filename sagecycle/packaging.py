@@ -1,4 +1,8 @@
-"""Deterministic tarballs: the same sources always give the same bytes, so content hashes mean something."""
+"""Deterministic code artifacts: the same sources always give the same bytes, so content hashes mean something.
+
+Both the training source tarball and the Lambda bundle carry the data contract (`contract/`, stdlib only) at
+their root, next to `train.py` and next to `lambdas/` respectively, so every reader imports the same rules.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "training_scripts"
+CONTRACT_DIR = Path(__file__).resolve().parents[1] / "contract"
+CONTRACT_PACKAGE = "contract"
 
 
 def _script_files(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts and p.name != "__init__.py")
+
+
+def contract_files(src: Path = CONTRACT_DIR) -> list[tuple[Path, str]]:
+    """(source, path in an artifact) of the contract package's sources: `contract/<module>.py`, sorted."""
+    files = sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts)
+    return [(p, f"{CONTRACT_PACKAGE}/{p.relative_to(src).as_posix()}") for p in files]
 
 
 def deterministic_targz(members: Iterable[tuple[str, bytes]]) -> bytes:
@@ -34,13 +46,16 @@ def deterministic_targz(members: Iterable[tuple[str, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def build_sourcedir(out_dir: Path, src: Path = SCRIPTS_DIR) -> Path:
+def build_sourcedir(out_dir: Path, src: Path = SCRIPTS_DIR, contract: Path = CONTRACT_DIR) -> Path:
     """Write `sourcedir-<hash>.tar.gz` (the `sagemaker_submit_directory` for script mode) into out_dir.
 
+    The scripts lie flat at the top, as SageMaker unpacks them into /opt/ml/code, with `contract/` beside them.
     The name carries the first 16 hex digits of the content's SHA-256, so a training job always names the
     exact scripts it ran, and a deploy that changes nothing uploads nothing new.
     """
-    data = deterministic_targz((p.relative_to(src).as_posix(), p.read_bytes()) for p in _script_files(src))
+    members = [(p.relative_to(src).as_posix(), p.read_bytes()) for p in _script_files(src)]
+    members += [(rel, p.read_bytes()) for p, rel in contract_files(contract)]
+    data = deterministic_targz(members)
     digest = hashlib.sha256(data).hexdigest()[:16]
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("sourcedir-*.tar.gz"):
@@ -64,10 +79,14 @@ def _copy_tree(files: Iterable[tuple[Path, str]], out_dir: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-def build_lambda_bundle(out_dir: Path, src: Path = LAMBDAS_DIR) -> Path:
-    """Stage `lambdas/` (sources only) as the functions' code asset, so handlers are `lambdas.<name>.handler`."""
+def build_lambda_bundle(out_dir: Path, src: Path = LAMBDAS_DIR, contract: Path = CONTRACT_DIR) -> Path:
+    """Stage `lambdas/` and `contract/` (sources only) as the functions' code asset.
+
+    Handlers are `lambdas.<name>.handler`; `contract` is importable beside them from the bundle's root.
+    """
     files = [(p, f"lambdas/{p.relative_to(src).as_posix()}") for p in sorted(src.rglob("*.py"))]
-    _copy_tree(((p, rel) for p, rel in files if "__pycache__" not in rel), out_dir)
+    files = [(p, rel) for p, rel in files if "__pycache__" not in rel] + contract_files(contract)
+    _copy_tree(files, out_dir)
     return out_dir
 
 

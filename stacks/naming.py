@@ -1,4 +1,8 @@
-"""Deterministic physical names, so stacks refer to each other's buckets without cross-stack tokens."""
+"""Deterministic physical names, so stacks refer to each other's buckets without cross-stack tokens.
+
+The names themselves are spelled once, in contract/names.py, which the functions and the rehearsal read too;
+these helpers only supply the stage's app, stage, account and region.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ from aws_cdk import Aws, CfnResource, Stack
 from constructs import IConstruct
 
 from config.settings import StageConfig
+from contract import names
 
-BUCKET_PURPOSES = ("data", "models", "trail", "access-logs")
+BUCKET_PURPOSES = names.BUCKET_PURPOSES
 
 
 def bucket_name(config: StageConfig, purpose: str, *, account: str = Aws.ACCOUNT_ID) -> str:
@@ -15,21 +20,37 @@ def bucket_name(config: StageConfig, purpose: str, *, account: str = Aws.ACCOUNT
 
     The account is the deploy-time token unless given (the offline rehearsal's local account).
     """
-    if purpose not in BUCKET_PURPOSES:
-        raise ValueError(f"unknown bucket purpose {purpose!r}; allowed: {', '.join(BUCKET_PURPOSES)}")
-    return f"{config.app_name}-{config.stage}-{purpose}-{account}-{config.region}"
+    return names.bucket_name(config.app_name, config.stage, purpose, account, config.region)
 
 
 def table_name(config: StageConfig, purpose: str) -> str:
     """`<app>-<stage>-<purpose>` for the DynamoDB tables (runs: lock + run records; idempotency)."""
-    if purpose not in ("runs", "idempotency"):
-        raise ValueError(f"unknown table purpose {purpose!r}; allowed: runs, idempotency")
-    return f"{config.app_name}-{config.stage}-{purpose}"
+    return names.table_name(config.app_name, config.stage, purpose)
+
+
+def execution_role_name(config: StageConfig) -> str:
+    """The SageMaker execution role's name (the Model stack creates it; the Data stack's key policy names it)."""
+    return names.execution_role_name(config.app_name, config.stage)
+
+
+def model_package_group_name(config: StageConfig) -> str:
+    """The model registry group every candidate is registered in."""
+    return names.model_package_group_name(config.app_name, config.stage)
+
+
+def operators_topic_name(config: StageConfig) -> str:
+    """The operators' SNS topic."""
+    return names.operators_topic_name(config.app_name, config.stage)
+
+
+def champion_parameter_name(config: StageConfig) -> str:
+    """The SSM parameter holding the champion's model data URL."""
+    return names.champion_parameter_name(config.app_name, config.stage)
 
 
 def nag_bucket_arn(config: StageConfig, purpose: str, scope: IConstruct) -> str:
     """The bucket ARN as cdk-nag prints it inside a finding id (tokens shown as <AWS::...>)."""
-    name = f"{config.app_name}-{config.stage}-{purpose}-<AWS::AccountId>-{config.region}"
+    name = names.bucket_name(config.app_name, config.stage, purpose, "<AWS::AccountId>", config.region)
     partition = Stack.of(scope).partition  # a literal once the stack's region is known
     return f"arn:{'<AWS::Partition>' if partition.startswith('${Token') else partition}:s3:::{name}"
 

@@ -46,6 +46,7 @@ LATER = datetime.now(UTC) + timedelta(minutes=10)  # every capture file written 
 
 
 def capture_line(data: str, *, content_type: str = "text/csv", encoding: str = "CSV") -> str:
+    """One capture record, written as SageMaker writes them (compact JSON, its key order)."""
     return json.dumps(
         {
             "captureData": {
@@ -64,7 +65,8 @@ def capture_line(data: str, *, content_type: str = "text/csv", encoding: str = "
             },
             "eventMetadata": {"eventId": "8a1f2c3d", "inferenceTime": "2026-11-23T05:12:01Z"},
             "eventVersion": "0",
-        }
+        },
+        separators=(",", ":"),
     )
 
 

@@ -6,8 +6,12 @@ directly; this file only dispatches, and imports lazily so `sagecycle validate` 
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import importlib.metadata
+import os
 import sys
+import tarfile
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -19,6 +23,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default, except where there is nothing to show (None, off, empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def _usage() -> str:
     lines = ["usage: sagecycle COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -26,17 +39,39 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("sagecycle")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Dispatches to a subcommand. Exit codes: 0 ok, 1 the work failed or was refused, 2 usage (bad options,
+    missing or malformed input files): one line on stderr, never a traceback (SAGECYCLE_DEBUG=1 shows it)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help"}:
         print(_usage())
         return 0 if args else 2
+    if args[0] in {"-V", "--version"}:
+        print(f"sagecycle {version()}")
+        return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         print(f"sagecycle: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:
+        print(f"sagecycle {name}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, tarfile.TarError) as e:  # a missing, unreadable or malformed input
+        if os.environ.get("SAGECYCLE_DEBUG"):
+            raise
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"sagecycle {name}: error: {detail}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

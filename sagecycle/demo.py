@@ -28,6 +28,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sagecycle.cli import HelpFormatter
+
 ROOT = Path(__file__).resolve().parents[1]
 # The seed tutorial's figures on its 6,513-row test split (../shared/seeds, 002).
 SEED = {"accuracy": 5686 / 6513, "precision_le50k": 4678 / 5157, "precision_gt50k": 1008 / 1356, "cutoff": 0.54}
@@ -254,7 +256,11 @@ def run(work_dir: Path, *, stage: str = "dev", synth: bool = True) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sagecycle demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sagecycle demo",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--stage", default="dev", choices=("dev",), help="stage to synthesize (prod needs an e-mail)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep everything here (default: a temp dir)")
     parser.add_argument("--no-synth", dest="synth", action="store_false", help="skip step 6")

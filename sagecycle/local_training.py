@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sagecycle.cli import HelpFormatter
 from sagecycle.packaging import build_sourcedir, deterministic_targz
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "training_scripts"
@@ -351,6 +352,7 @@ def _hyperparameter(text: str) -> tuple[str, str]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sagecycle train",
+        formatter_class=HelpFormatter,
         description="Train through the SageMaker script-mode contract on this machine and write model.tar.gz. "
         "With no data options it prepares the embedded Adult data first.",
     )
@@ -358,13 +360,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     source.add_argument("--data", help="a prepared directory with train/, validation/ (and test/)")
     source.add_argument("--input", help="a raw CSV with a header to prepare first (see `sagecycle prepare`)")
     parser.add_argument("--target", help="label column of --input")
-    parser.add_argument("-o", "--output", default="model.tar.gz", help="model.tar.gz path (default ./model.tar.gz)")
+    parser.add_argument("-o", "--output", default="model.tar.gz", help="model.tar.gz path")
     parser.add_argument("--instances", type=int, default=1, help="local hosts (processes) training one model")
     parser.add_argument(
         "--hp", type=_hyperparameter, action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter (repeat)"
     )
     parser.add_argument("--work-dir", help="keep the per-host trees and logs here (default: a temp dir, removed)")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds (default 3600)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for the whole job")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream the training logs")
     return parser.parse_args(argv)
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambdas.shared.jobspec import hosting_environment
+from sagecycle.cli import HelpFormatter
 from sagecycle.container import (
     REALTIME_MAX_PAYLOAD_BYTES,
     TRANSFORM_MAX_PAYLOAD_MB,
@@ -69,6 +70,21 @@ DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_THREADS = 16
 _READ_CHUNK = 1 << 16
 _RUNTIME_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+# SageMaker's own pattern for endpoint and variant names. The names become capture directories, so nothing
+# else (`..`, slashes, NUL) may reach the file system.
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Returns `name` if SageMaker would accept it as an endpoint or variant name, else raises ValueError."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"{kind} name {name[:80]!r} is not a SageMaker name: 1-63 letters, digits and hyphens, "
+            "starting with a letter or digit"
+        )
+    return name
+
+
 _CAPTURE_ENCODINGS = {inference.CSV: "CSV", inference.JSON: "JSON", inference.JSONLINES: "JSON"}
 _REASONS = {
     200: "OK",
@@ -95,7 +111,7 @@ class DataCapture:
 
     def __init__(self, root: Path, variant: str = DEFAULT_VARIANT) -> None:
         self.root = Path(root)
-        self.variant = variant
+        self.variant = check_name("variant", variant)
         self._lock = threading.Lock()
         self._files: dict[str, tuple[str, TextIO]] = {}  # endpoint -> (hour directory, open file)
 
@@ -136,7 +152,7 @@ class DataCapture:
             return current[1]
         if current is not None:
             current[1].close()
-        directory = self.root / endpoint / self.variant / hour
+        directory = self.root / check_name("endpoint", endpoint) / self.variant / hour
         directory.mkdir(parents=True, exist_ok=True)
         name = f"{now:%M-%S}-{now.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
         handle = open(directory / name, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the hour
@@ -152,7 +168,7 @@ class DataCapture:
 
 def _capture_part(body: bytes, content_type: str, mode: str) -> dict[str, str]:
     try:
-        encoding = _CAPTURE_ENCODINGS[inference.request_media_type(content_type)]
+        encoding = _CAPTURE_ENCODINGS.get(inference.request_media_type(content_type), "BASE64")
     except inference.BadRequest:
         encoding = "BASE64"  # SageMaker base64-encodes any type not listed as CSV or JSON
     data = base64.b64encode(body).decode("ascii") if encoding == "BASE64" else body.decode("utf-8", "replace")
@@ -201,6 +217,19 @@ class ServingApp:
         if method != "POST":
             return _respond(start_response, 405, _json({"message": f"use POST {path}"}), "application/json")
         endpoint = runtime.group(1) if runtime else self.endpoint_name
+        if not NAME_PATTERN.match(endpoint):  # as the runtime API answers a malformed endpoint name
+            body = _json(
+                {"message": f"1 validation error detected: EndpointName {endpoint[:80]!r} fails {NAME_PATTERN.pattern}"}
+            )
+            start_response(
+                "400 Bad Request",
+                [
+                    ("Content-Type", "application/json"),
+                    ("x-amzn-ErrorType", "ValidationException"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
         return self._invoke(environ, start_response, endpoint, runtime is not None)
 
     def _invoke(
@@ -572,11 +601,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="sagecycle serve",
         description="Serve a model directory (or model.tar.gz) the way SageMaker's XGBoost container does, through "
         "the sagemaker-inference toolkit: GET /ping, POST /invocations and POST /endpoints/<name>/invocations.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("model_dir", help="model directory or model.tar.gz, as a training job left it (with code/)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free port)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (one per CPU)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per worker")
     parser.add_argument("--capture-dir", help="write SageMaker data-capture JSON Lines files under this directory")
@@ -611,6 +640,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--max-payload-mb must be in (0, {TRANSFORM_MAX_PAYLOAD_MB}]")
     if args.body_timeout <= 0:
         parser.error("--body-timeout must be positive")
+    for kind, name in (("endpoint", args.endpoint_name), ("variant", args.variant)):
+        try:
+            check_name(kind, name)
+        except ValueError as e:
+            parser.error(str(e))
     return args
 
 

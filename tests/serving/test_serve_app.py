@@ -240,3 +240,16 @@ def test_cli_rejects_a_missing_model(tmp_path, capsys):
     # THEN it exits 2 with a message
     assert code == 2
     assert "neither a model directory nor a model.tar.gz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["..", "a.b", "-leading", "x" * 64, "café"])
+def test_an_endpoint_name_sagemaker_would_refuse_never_reaches_the_file_system(model_dirs, wsgi, tmp_path, name):
+    # GIVEN an app capturing under tmp_path/capture
+    app = serve.create_app(model_dirs["binary"], capture_dir=tmp_path / "capture")
+    # WHEN the runtime path names an endpoint SageMaker would refuse (one could climb out of the capture dir)
+    response = wsgi(app, "POST", f"/endpoints/{name}/invocations", "39,2,40,1", CSV)
+    app.close()
+    # THEN it is the runtime API's ValidationException, and nothing was written anywhere
+    assert response.status == 400
+    assert response.headers["x-amzn-errortype"] == "ValidationException"
+    assert not any(tmp_path.rglob("*.jsonl"))

@@ -261,8 +261,10 @@ def test_notebook_role_is_least_privilege(dev: Synthesized) -> None:
 
 def test_guardrails_are_attached_to_the_notebook_role(dev: Synthesized) -> None:
     # GIVEN the guardrail policy in the Notebook stack
-    policies = _props(dev, "Notebook", "AWS::IAM::ManagedPolicy")
-    guardrails = next(p for p in policies if p.get("Description", "").startswith("Deny SageMaker"))
+    stack = dev.stage.notebook
+    assert stack is not None
+    cfn = stack.guardrails.policy.node.default_child
+    guardrails = dev.resources("Notebook", "AWS::IAM::ManagedPolicy")[stack.resolve(cfn.logical_id)]["Properties"]
     # THEN it is attached to the notebook role and holds only denies
     assert guardrails["Roles"] == [{"Ref": next(iter(dev.resources("Notebook", "AWS::IAM::Role")))}]
     assert {s["Effect"] for s in guardrails["PolicyDocument"]["Statement"]} == {"Deny"}

@@ -248,14 +248,15 @@ def test_training_jobs_run_in_the_private_subnets_behind_the_guardrails(synthesi
     assert "subnet-0000" not in text and "sg-0000" not in text and "000000000000" not in text
     assert "sagecycle-" + synthesized.config.stage + "-Network" in text
     # AND the start, promote and responder roles carry the guardrail deny statements
-    guard = [
-        p["Properties"]
-        for p in synthesized.resources("Retraining", "AWS::IAM::ManagedPolicy").values()
-        if "not private and encrypted" in p["Properties"].get("Description", "")
-    ]
-    assert len(guard) == 1
-    assert len(guard[0]["Roles"]) == 3
-    effects = {st["Effect"] for st in guard[0]["PolicyDocument"]["Statement"]}
+    stack = synthesized.stage.retraining
+    guardrails = stack.guardrails.policy.node.default_child
+    guard = synthesized.resources("Retraining", "AWS::IAM::ManagedPolicy")[stack.resolve(guardrails.logical_id)]
+    roles = {
+        stack.resolve(r.node.default_child.logical_id)
+        for r in (stack.start.role, stack.promote.role, stack.responder.role)
+    }
+    assert {r["Ref"] for r in guard["Properties"]["Roles"]} == roles
+    effects = {st["Effect"] for st in guard["Properties"]["PolicyDocument"]["Statement"]}
     assert effects == {"Deny"}
 
 

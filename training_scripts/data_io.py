@@ -274,7 +274,7 @@ def _read_vectorised(raw: bytes, schema: Schema) -> tuple[np.ndarray, np.ndarray
 def _iter_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(row number counting non-empty lines from 1, cells) of a CSV file, gzip or not."""
     opener = gzip.open if _is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
         row = 0
         for cells in csv.reader(handle):
             if not cells or cells == [""]:

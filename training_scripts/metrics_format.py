@@ -18,7 +18,7 @@ from contract.metrics import (
 )
 
 # SageMaker CreateTrainingJob AlgorithmSpecification.MetricDefinitions, as plain dicts.
-METRIC_DEFINITIONS: list[dict[str, str]] = [dict(d) for d in _DEFINITIONS]
+METRIC_DEFINITIONS: list[dict[str, str]] = [{"Name": d["Name"], "Regex": d["Regex"]} for d in _DEFINITIONS]
 
 __all__ = [
     "METRIC_DEFINITIONS",

@@ -12,7 +12,8 @@ One DynamoDB table: partition key `pk` (String), sort key `sk` (String), TTL att
     (state, champion)                model_data_url, package_arn, previous_model_data_url, previous_package_arn
     (state, drift)                   capture watermark: last_modified_ms, last_key
     (object#<bucket>/<key>, <ident>) one ingested upload (ident = versionId, else sequencer, else ETag):
-                                     status processing|accepted|quarantined|missing, destination, sha256
+                                     status processing|accepted|quarantined|missing, destination, sha256;
+                                     missing: why (version-deleted|object-deleted|object-replaced)
     (run, <training job name>)       the run: kind training|tuning, trigger_id, trigger_kind, reason, trigger
     (run, <tuning job name>)         summary, started_at, status, decision, ... (tuning: warm_start_parent
                                      and the best training job, whose model was the candidate)

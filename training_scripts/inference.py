@@ -52,8 +52,9 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xgboost as xgb
+
+from contract import data
 
 try:  # the framework container answers this class with its status code; any other exception becomes a 500
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
@@ -144,6 +145,7 @@ class Model:
     csv_maps: tuple[dict[str, float] | None, ...]  # CSV cell -> value for categorical columns (codes win)
     name_maps: tuple[dict[str, float] | None, ...]  # category name -> code
     missing_tokens: frozenset[str]
+    spec: data.Schema  # schema.json under the data contract: the authority on every cell
 
     @property
     def n_features(self) -> int:
@@ -194,19 +196,15 @@ def model_fn(model_dir: str) -> Model:
         # From a buffer XGBoost reads JSON or UBJSON by content; from a path it guesses by file extension.
         booster.load_model(bytearray(f.read()))
 
-    features = schema.get("features") or []
-    if not features:
-        raise ValueError("schema.json lists no features")
-    if booster.num_features() != len(features):
-        raise ValueError(f"the booster has {booster.num_features()} features but schema.json lists {len(features)}")
-    task = schema.get("label", {}).get("task") or _task_from_objective(schema.get("objective", ""))
-    if task not in {"binary", "multiclass", "regression"}:
-        raise ValueError(f"unknown task {task!r} in schema.json")
-    classes = tuple(str(c) for c in schema.get("label", {}).get("classes") or ())
-    if task == "binary" and len(classes) != 2:
-        classes = ("0", "1")
-    if task == "multiclass" and len(classes) < 2:
-        raise ValueError("a multiclass schema needs its label classes")
+    try:  # the same schema rules as training and ingest (contract/data.py)
+        spec = data.parse_schema(schema)
+    except data.SchemaError as e:
+        raise ValueError(f"schema.json: {e}") from None
+    if booster.num_features() != len(spec.features):
+        raise ValueError(
+            f"the booster has {booster.num_features()} features but schema.json lists {len(spec.features)}"
+        )
+    task, classes = spec.task, spec.classes
 
     threshold = None
     if task == "binary":
@@ -216,19 +214,19 @@ def model_fn(model_dir: str) -> Model:
     best = booster.attr("best_iteration")
     iteration_range = (0, int(best) + 1) if best is not None else (0, 0)
 
-    missing = frozenset(str(t).strip() for t in schema.get("missing_tokens", ["", "?"])) | {"", "nan", "NaN"}
+    # Exact-token shortcuts for the contract's request rules (contract.data.request_csv_cell decides the rest):
+    # a missing token, then a valid code, then a category name.
+    missing = spec.missing_set | {data.REQUEST_NAN_WORD, "NaN", "NAN"}
     names, categories, csv_maps, name_maps = [], [], [], []
-    for feature in features:
-        names.append(str(feature["name"]))
-        if feature.get("type") == "categorical":
-            cats = tuple(str(c) for c in feature.get("categories") or ())
-            if not cats:
-                raise ValueError(f"categorical feature {feature['name']!r} has no categories")
+    for feature in spec.features:
+        names.append(feature.name)
+        if feature.categorical:
+            cats = feature.categories
             by_name = {c: float(i) for i, c in enumerate(cats)}
-            csv_map: dict[str, float] = dict.fromkeys(missing, _NAN)
-            csv_map.update(by_name)
+            csv_map: dict[str, float] = dict(by_name)
             csv_map.update({str(i): float(i) for i in range(len(cats))})
             csv_map.update({f"{i}.0": float(i) for i in range(len(cats))})  # numpy float arrays serialise as 3.0
+            csv_map.update(dict.fromkeys(missing, _NAN))
             categories.append(cats)
             csv_maps.append(csv_map)
             name_maps.append(by_name)
@@ -252,15 +250,8 @@ def model_fn(model_dir: str) -> Model:
         csv_maps=tuple(csv_maps),
         name_maps=tuple(name_maps),
         missing_tokens=missing,
+        spec=spec,
     )
-
-
-def _task_from_objective(objective: str) -> str:
-    if objective.startswith("binary:"):
-        return "binary"
-    if objective.startswith("multi:"):
-        return "multiclass"
-    return "regression"
 
 
 # --------------------------------------------------------------------------------------------------- input_fn
@@ -431,13 +422,9 @@ def _csv_row(model: Model, cells: list[str], r: int) -> list[float]:
     for j, cell in enumerate(cells):
         lookup = model.csv_maps[j]
         if lookup is None:
-            try:
-                v = float(cell)
-            except ValueError:
+            v = data.parse_number(cell)  # a clean contract number: the common case
+            if v is None:
                 v = _numeric_token(model, cell, r, j)
-            else:
-                if math.isinf(v):
-                    raise _cell_error(model, r, j, f"{_show(cell)} is not a finite number")
         else:
             v = lookup.get(cell)  # type: ignore[assignment]
             if v is None:
@@ -447,60 +434,114 @@ def _csv_row(model: Model, cells: list[str], r: int) -> list[float]:
 
 
 def _parse_csv_vectorised(text: str, model: Model) -> np.ndarray | None:
-    """Parses a large unquoted CSV body with pandas' C parser; None sends it to the exact Python path."""
-    data = text.strip().encode("utf-8")
-    if not data:
+    """Parses a large unquoted CSV body with pyarrow, cell for cell as `contract.data.request_csv_cell` would.
+
+    First as numbers: pyarrow's float parser reads the contract's decimal grammar with the same correctly
+    rounded doubles as Python's float(), and besides it only space/tab padding (which the contract strips
+    too) and nan/inf words (NaN or inf in the result, sent to the exact path); schema missing tokens come back
+    null. A body with category names is read as strings: cells in the decimal grammar are cast by pyarrow,
+    every other distinct token is resolved once by the contract. None sends the body to the exact Python
+    path, which also names the row and column of any error.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - the framework container has pyarrow
+        return None
+    body = text.strip().encode("utf-8")
+    if not body:
         return None
     n = model.n_features
     # Every line must hold exactly n-1 commas; a short row would otherwise come back silently NaN-padded.
-    raw = np.frombuffer(data, dtype=np.uint8)
+    raw = np.frombuffer(body, dtype=np.uint8)
     ends = np.flatnonzero(raw == 10)
     commas = np.flatnonzero(raw == 44)
     per_line = np.diff(np.searchsorted(commas, ends, side="left"), prepend=0, append=len(commas))
     if per_line.size != ends.size + 1 or np.any(per_line != n - 1):
         return None  # wrong field count or a blank line: the Python path reports or skips it exactly
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            header=None,
-            names=list(range(n)),
-            index_col=False,
-            na_values=sorted(model.missing_tokens),
-            keep_default_na=False,  # "NA" or "None" may be real category names
-            skip_blank_lines=False,
-            engine="c",
+    names = [str(j) for j in range(n)]
+    spec = model.spec
+
+    def read(kind: Any) -> Any:
+        return pacsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(quote_char=False, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, kind),
+                null_values=sorted(model.missing_tokens),
+                strings_can_be_null=kind != pa.string(),
+                quoted_strings_can_be_null=False,
+            ),
         )
-    except (ValueError, pd.errors.ParserError):
+
+    try:
+        table = read(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        table = None  # text in some cell: the string path below
+    if table is not None:
+        if table.num_rows != ends.size + 1:
+            return None  # a bare carriage return split a line
+        if any(pc.any(pc.is_nan(table.column(j))).as_py() for j in range(n)):  # NaN, not null
+            return None  # a nan word pyarrow read as NaN: the contract decides (and names it) on the exact path
+        features = np.column_stack([table.column(j).to_numpy(zero_copy_only=False) for j in range(n)])
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isinf(features.astype(np.float32)).any():
+                return None  # inf, or overflows float32: the Python path names the cell
+            for j, codes in enumerate(spec.category_codes):
+                if codes is None:
+                    continue
+                known = features[:, j][~np.isnan(features[:, j])]
+                if known.size and ((known != np.floor(known)).any() or known.min() < 0 or known.max() >= len(codes)):
+                    return None
+        return features
+    try:
+        table = read(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if len(frame) != ends.size + 1:
+    if table.num_rows != ends.size + 1:
         return None
-    features = np.empty((len(frame), n), dtype=np.float64)
+    decimal = f"^(?:{data.DECIMAL_PATTERN})$"
+    features = np.empty((table.num_rows, n), dtype=np.float64)
     for j in range(n):
-        column = frame[j]
-        cats = model.categories[j]
-        if column.dtype.kind in "fiu":
-            values = column.to_numpy(dtype=np.float64)
-            if cats is None:
-                if np.isinf(values).any():
+        column = table.column(j)
+        if spec.category_codes[j] is None:
+            is_number = pc.match_substring_regex(column, decimal)
+            features[:, j] = pc.cast(pc.if_else(is_number, column, "0"), pa.float64()).to_numpy()
+            with np.errstate(over="ignore"):
+                if np.isinf(features[:, j].astype(np.float32)).any():
+                    return None  # overflows float32: the Python path names the cell
+            others = ~is_number.to_numpy(zero_copy_only=False)
+            if others.any():
+                resolved = _resolve_tokens(column.filter(pc.invert(is_number)), model, j)
+                if resolved is None:
                     return None
-            else:
-                known = ~np.isnan(values)
-                codes = values[known]
-                if codes.size and ((codes != np.floor(codes)).any() or codes.min() < 0 or codes.max() >= len(cats)):
-                    return None
+                features[others, j] = resolved
         else:
-            if cats is None:
-                return None  # a non-numeric cell in a numeric column
-            # Few distinct values in a categorical column: resolve each once, then map.
-            resolved = {}
-            for value in column.dropna().unique():
-                try:
-                    resolved[value] = _categorical_token(model, str(value), 0, j)
-                except BadRequest:
-                    return None
-            values = column.map(resolved).to_numpy(dtype=np.float64, na_value=np.nan)
-        features[:, j] = values
+            resolved = _resolve_tokens(column, model, j)
+            if resolved is None:
+                return None
+            features[:, j] = resolved
     return features
+
+
+def _resolve_tokens(cells: Any, model: Model, j: int) -> np.ndarray | None:
+    """The contract's value of every cell of a pyarrow string array, resolving each distinct token once."""
+    import pyarrow.compute as pc
+
+    distinct = pc.unique(cells)
+    lookup = model.csv_maps[j] or {}
+    values = np.empty(len(distinct), dtype=np.float64)
+    for k, token in enumerate(distinct.to_pylist()):
+        value = lookup.get(token)
+        if value is None:
+            try:
+                value = data.request_csv_cell(token, model.spec, j)
+            except data.CellError:
+                return None
+        values[k] = value
+    return values[pc.index_in(cells, value_set=distinct).to_numpy(zero_copy_only=False)]
 
 
 # JSON -------------------------------------------------------------------------------------------------------
@@ -631,64 +672,32 @@ def _json_row(model: Model, row: Any, r: int) -> list[float]:
 
 
 def _json_cell(model: Model, value: Any, r: int, j: int) -> float:
-    kind = type(value)
-    cats = model.categories[j]
-    if kind is float or kind is int:
-        v = float(value)
-        if cats is None:
-            if math.isinf(v):
-                raise _cell_error(model, r, j, f"{value!r} is not a finite number")
-            return v
-        if v != v or (v.is_integer() and 0 <= v < len(cats)):
-            return v
-        raise _unknown_category(model, r, j, repr(value))
-    if kind is str:
-        if cats is None:
-            try:
-                v = float(value)
-            except ValueError:
-                return _numeric_token(model, value, r, j)
-            if math.isinf(v):
-                raise _cell_error(model, r, j, f"{_show(value)} is not a finite number")
-            return v
-        code = model.name_maps[j].get(value)  # type: ignore[union-attr]
-        return code if code is not None else _categorical_token(model, value, r, j)
-    if value is None:
-        return _NAN
-    raise _cell_error(model, r, j, f"expected a number, a string or null, got {_type_name(value)}")
+    if type(value) is float and model.csv_maps[j] is None and abs(value) <= data.FLOAT32_MAX:
+        return value  # a finite float32-range JSON number in a numeric column: the common case
+    try:
+        return data.request_json_cell(value, model.spec, j)
+    except data.CellError as e:
+        raise _cell_error(model, r, j, e.message) from None
 
 
 # Cell and row errors ----------------------------------------------------------------------------------------
 
 
 def _numeric_token(model: Model, cell: str, r: int, j: int) -> float:
-    if cell.strip() in model.missing_tokens:
-        return _NAN
-    raise _cell_error(model, r, j, f"{_show(cell)} is not a number")
+    """A numeric request cell that is not a clean number: the contract strips it, reads missing tokens, or
+    says why it is refused."""
+    try:
+        return data.request_csv_cell(cell, model.spec, j)
+    except data.CellError as e:
+        raise _cell_error(model, r, j, e.message) from None
 
 
 def _categorical_token(model: Model, cell: str, r: int, j: int) -> float:
-    """CSV semantics: a cell that reads as a number is a code, anything else a category name."""
-    token = cell.strip()
-    code = model.csv_maps[j].get(token)  # type: ignore[union-attr]
-    if code is not None:
-        return code
+    """CSV semantics (contract.data.request_csv_cell): missing token, then a valid code, then a category name."""
     try:
-        v = float(token)
-    except ValueError:
-        raise _unknown_category(model, r, j, _show(cell)) from None
-    if v != v:
-        return _NAN
-    if v.is_integer() and 0 <= v < len(model.categories[j]):  # type: ignore[arg-type]
-        return v
-    raise _unknown_category(model, r, j, _show(cell))
-
-
-def _unknown_category(model: Model, r: int, j: int, shown: str) -> BadRequest:
-    cats = model.categories[j] or ()
-    return _cell_error(
-        model, r, j, f"unknown category {shown}; expected one of {_preview(cats)} or an integer code 0-{len(cats) - 1}"
-    )
+        return data.request_csv_cell(cell, model.spec, j)
+    except data.CellError as e:
+        raise _cell_error(model, r, j, e.message) from None
 
 
 def _cell_error(model: Model, r: int, j: int, problem: str) -> BadRequest:

@@ -36,7 +36,7 @@ import json
 import math
 import re
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -519,16 +519,30 @@ class Problem:
 
 
 class CsvCheck:
-    """Check (and optionally read) a whole prepared CSV file's bytes: the one exact reader.
+    """Check (and optionally read) a whole prepared CSV file: the one exact reader.
 
-    `problems()` yields every problem in file order; `rows` counts the rows looked at so far. With
+    The file is its bytes, or a function that opens it afresh as an iterable of line-aligned blocks (see
+    `line_blocks`; two passes are made: file-level checks, then rows), so a large file is checked in flat
+    memory with the very same problems. `problems()` yields every problem in file order; `rows` counts the
+    rows looked at so far. `fast`, when given, may vouch for a whole block of complete lines (it must only
+    say True for blocks CsvCheck finds nothing wrong with); such blocks are counted, not parsed. With
     `collect=True` the values of rows without problems are kept in `labels` and `features` (NaN = missing),
     which is how train.py reads a file its fast path cannot vouch for. A file that is `empty` has no rows.
     """
 
-    def __init__(self, raw: bytes, schema: Schema, *, max_rows: int | None = None, collect: bool = False) -> None:
-        self.raw, self.schema, self.max_rows, self.collect = raw, schema, max_rows, collect
+    def __init__(
+        self,
+        raw: bytes | Callable[[], Iterable[bytes]],
+        schema: Schema,
+        *,
+        max_rows: int | None = None,
+        collect: bool = False,
+        fast: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self.blocks: Callable[[], Iterable[bytes]] = (lambda: (raw,)) if isinstance(raw, bytes) else raw
+        self.schema, self.max_rows, self.collect, self.fast = schema, max_rows, collect, fast
         self.rows = 0
+        self.size = 0  # bytes seen by the first pass
         self.labels: list[float] = []
         self.features: list[list[float]] = []
 
@@ -537,44 +551,83 @@ class CsvCheck:
         return Problem(code, message, row, column, name)
 
     def problems(self) -> Iterator[Problem]:
-        raw = self.raw
-        if not raw:
-            yield self._problem("empty", "0 bytes: nothing to check")
+        verdict = self._file_level()
+        if isinstance(verdict, Problem):
+            yield verdict
             return
-        for magic, what in _MAGIC:
-            if raw.startswith(magic):
-                yield self._problem("binary_content", f"{what}, not CSV text; upload the uncompressed CSV")
-                return
-        if raw.startswith(_UTF16_BOMS):
-            yield self._problem("not_utf8", "UTF-16 (byte-order mark), not UTF-8; save it as UTF-8")
-            return
-        nul = raw.find(b"\x00")
-        if nul >= 0:
-            yield self._problem(
-                "binary_content", "NUL byte: the file is binary, not CSV text", raw.count(b"\n", 0, nul) + 1
-            )
-            return
-        start = 0
-        if raw.startswith(UTF8_BOM):
+        bom, content = verdict
+        if bom:
             # Reported, then checked without it, so one upload shows every problem at once.
             yield self._problem("bom", "starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM", 1)
-            start = len(UTF8_BOM)
-        try:
-            text = (raw[start:] if start else raw).decode("utf-8")
-        except UnicodeDecodeError as error:
-            offset = start + error.start
-            yield self._problem(
-                "not_utf8", f"byte 0x{raw[offset]:02x} at offset {offset} is not UTF-8", raw.count(b"\n", 0, offset) + 1
-            )
-            return
-        if re.fullmatch(r"[\r\n]*", text):
+        if not content:
             yield self._problem("empty", "no data rows, only line ends")
             return
-        yield from self._lines(text)
+        first = True
+        for block in self.blocks():
+            if first and bom:
+                block = block[len(UTF8_BOM) :]
+            first = False
+            if not block:
+                continue
+            lines = block.count(b"\n") + (not block.endswith(b"\n"))
+            fits = self.max_rows is None or self.rows + lines <= self.max_rows
+            if fits and not self.collect and self.fast is not None and self.fast(block):
+                self.rows += lines
+                continue
+            for problem in self.lines(block.decode("utf-8")):
+                yield problem
+                if problem.problem == "too_many_rows":
+                    return
 
-    def _lines(self, text: str) -> Iterator[Problem]:
+    def _file_level(self) -> Problem | tuple[bool, bool]:
+        """The first pass: a problem that stops the check, else (starts with a BOM, has more than line ends)."""
+        size = newlines = 0
+        bom = content = False
+        stop: Problem | None = None  # a verdict from the first bytes; the pass still reads on (the caller hashes)
+        nul: tuple[int, int] | None = None  # (offset, row)
+        bad: tuple[int, int, int] | None = None  # (offset, row, byte)
+        for block in self.blocks():
+            if stop is not None:
+                size += len(block)
+                continue
+            if not size:
+                bom = block.startswith(UTF8_BOM)
+                for magic, what in _MAGIC:
+                    if block.startswith(magic):
+                        stop = self._problem("binary_content", f"{what}, not CSV text; upload the uncompressed CSV")
+                if block.startswith(_UTF16_BOMS):
+                    stop = self._problem("not_utf8", "UTF-16 (byte-order mark), not UTF-8; save it as UTF-8")
+                if stop is not None:
+                    size += len(block)
+                    continue
+            skip = len(UTF8_BOM) if bom and not size else 0
+            at = block.find(b"\x00")
+            if at >= 0 and nul is None:
+                nul = (size + at, newlines + block.count(b"\n", 0, at) + 1)
+            if bad is None and nul is None:
+                try:
+                    block[skip:].decode("utf-8")
+                except UnicodeDecodeError as error:
+                    at = skip + error.start
+                    bad = (size + at, newlines + block.count(b"\n", 0, at) + 1, block[at])
+            content = content or bool(block[skip:].translate(None, b"\r\n"))
+            newlines += block.count(b"\n")
+            size += len(block)
+        self.size = size
+        if stop is not None:
+            return stop
+        if not size:
+            return self._problem("empty", "0 bytes: nothing to check")
+        if nul is not None:
+            return self._problem("binary_content", "NUL byte: the file is binary, not CSV text", nul[1])
+        if bad is not None:
+            return self._problem("not_utf8", f"byte 0x{bad[2]:02x} at offset {bad[0]} is not UTF-8", bad[1])
+        return bom, content
+
+    def lines(self, text: str) -> Iterator[Problem]:
+        """Check the complete lines of `text`, which continue the file after `rows` rows."""
         fast = self.schema.line_pattern.fullmatch
-        size, pos, row = len(text), 0, 0
+        size, pos, row = len(text), 0, self.rows
         while pos < size:
             end = text.find("\n", pos)
             if end < 0:
@@ -651,6 +704,25 @@ def looks_like_header(cells: Sequence[str], schema: Schema) -> bool:
     return any(c.strip().lower() in names for c in cells) or (
         len(texts) > 1 and all(not is_decimal(c) and c.strip().lower() not in NON_FINITE_WORDS for c in texts)
     )
+
+
+def line_blocks(read: Callable[[int], bytes], size: int = 16 * 1024 * 1024) -> Iterator[bytes]:
+    """Blocks of about `size` bytes from `read(n)` (a file's read, S3's iter_chunks), each ending after a line end
+    (except the last), so every block decodes and checks on its own. A line longer than `size` is one block."""
+    rest = b""
+    while True:
+        chunk = read(size)
+        if not chunk:
+            if rest:
+                yield rest
+            return
+        joined = rest + chunk
+        cut = joined.rfind(b"\n") + 1
+        if cut:
+            yield joined[:cut]
+            rest = joined[cut:]
+        else:
+            rest = joined
 
 
 def first_problem(raw: bytes, schema: Schema) -> Problem | None:

@@ -1,30 +1,28 @@
 """`sagecycle validate FILE`: check a data file against a model's schema.json before uploading it.
 
-The same check and the same reasons as the new-data Lambda (lambdas/shared/validation.py), so a file
-that passes here is not quarantined there. Exit status: 0 valid, 1 invalid, 2 usage error (missing
-file, unreadable or invalid schema, bad flags).
+The same check and the same reasons as the new-data Lambda (lambdas/shared/validation.py, under the data
+contract in contract/data.py), so a file that passes here is not quarantined there and trains. The file is
+read in blocks (memory stays flat whatever its size), and pyarrow vouches for the blocks it can, which is
+what train.py's reader does too. Exit status: 0 valid, 1 invalid, 2 usage error (missing file, unreadable
+or invalid schema, bad flags).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
+from contract.data import SchemaError, parse_schema
 from lambdas.shared.validation import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PROBLEMS,
-    DEFAULT_MAX_ROWS,
     Limits,
-    SchemaError,
-    parse_schema,
-    report_for_size,
     report_to_json,
-    validate_bytes,
+    validate_file,
 )
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -57,7 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="schema.json, or a model.tar.gz holding one (default: schema.json next to FILE)",
     )
     parser.add_argument("--max-bytes", type=_positive_int, default=DEFAULT_MAX_BYTES, help="size limit in bytes")
-    parser.add_argument("--max-rows", type=_positive_int, default=DEFAULT_MAX_ROWS, help="row limit")
+    parser.add_argument(
+        "--max-rows", type=_positive_int, default=None, help="row limit (default: the most rows --max-bytes can hold)"
+    )
     parser.add_argument(
         "--max-problems", type=_positive_int, default=DEFAULT_MAX_PROBLEMS, help="report at most this many problems"
     )
@@ -95,6 +95,15 @@ def _schema_from_tarball(path: Path) -> bytes:
     raise UsageError(f"{path} has no schema.json at its top level")
 
 
+def _pyarrow_vouches() -> Any:
+    """train.py's vectorised block check (pyarrow), or None where pyarrow is missing (the exact reader alone)."""
+    try:
+        from training_scripts.data_io import block_is_valid
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    return block_is_valid
+
+
 def _resolve_schema_path(file: Path, schema: Path | None) -> Path:
     if schema is not None:
         return schema
@@ -114,10 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{schema_path}: {error}") from None
     limits = Limits(max_bytes=args.max_bytes, max_rows=args.max_rows, max_problems=args.max_problems)
     try:
-        # Refuse an oversized file from its size alone, as the Lambda does from S3's ContentLength.
-        report = report_for_size(os.stat(args.file).st_size, spec, limits) or validate_bytes(
-            args.file.read_bytes(), spec, limits=limits
-        )
+        # An oversized file is refused from its size alone, as the Lambda does from S3's ContentLength.
+        report = validate_file(args.file, spec, limits=limits, fast=_pyarrow_vouches())
     except OSError as error:
         raise UsageError(f"cannot read {args.file}: {error.strerror or error}") from None
     if args.json:

@@ -216,6 +216,14 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read the file: {exc}") from None
 
 
+def block_is_valid(block: bytes, schema: Schema) -> bool:
+    """True when pyarrow can vouch that a block of complete prepared-CSV lines breaks no contract rule.
+
+    The fast hook of `contract.data.CsvCheck` for `sagecycle validate`: False only means "look closer".
+    """
+    return data.fast_path_safe(block) and _read_vectorised(block, schema) is not None
+
+
 def _read_vectorised(raw: bytes, schema: Schema) -> tuple[np.ndarray, np.ndarray] | None:
     """pyarrow's parse when it provably equals the contract's, else None.
 

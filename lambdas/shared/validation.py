@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -36,6 +37,7 @@ from contract.data import (
     SchemaError,
     Task,
     int_range_pattern,
+    line_blocks,
     parse_schema,
     schema_fingerprint,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "SchemaError",
     "SchemaSpec",
     "Task",
+    "derived_max_rows",
     "int_range_pattern",
     "parse_schema",
     "report_for_size",
@@ -62,23 +65,39 @@ __all__ = [
     "report_to_json",
     "schema_fingerprint",
     "validate_bytes",
+    "validate_file",
 ]
 
 REPORT_FORMAT_VERSION: Final = 1
 DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
-DEFAULT_MAX_ROWS: Final = 5_000_000
+DEFAULT_MAX_ROWS: Final = None  # derived from the size limit: see derived_max_rows
 DEFAULT_MAX_PROBLEMS: Final = 20
+BLOCK_BYTES: Final = 16 * 1024 * 1024  # validate_file reads this much at a time: memory stays flat
+
+
+def derived_max_rows(max_bytes: int, schema: SchemaSpec) -> int:
+    """The most rows a file within `max_bytes` can hold (a one-character label, empty features, `\\n`).
+
+    A row cap derived this way never refuses a file the size limit allows, whatever its shape.
+    """
+    return max(1, max_bytes // (schema.column_count + 1))
 
 
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int = DEFAULT_MAX_BYTES
-    max_rows: int = DEFAULT_MAX_ROWS
+    max_rows: int | None = DEFAULT_MAX_ROWS  # None: derived_max_rows(max_bytes, schema)
     max_problems: int = DEFAULT_MAX_PROBLEMS  # the first N problems are reported; at least 1
 
     def __post_init__(self) -> None:
-        if self.max_bytes < 1 or self.max_rows < 1 or self.max_problems < 1:
+        if self.max_bytes < 1 or (self.max_rows is not None and self.max_rows < 1) or self.max_problems < 1:
             raise ValueError("limits must be >= 1")
+
+    def resolved(self, schema: SchemaSpec) -> Limits:
+        """These limits with the row cap made explicit (the number the report and the sidecar show)."""
+        if self.max_rows is not None:
+            return self
+        return dataclasses.replace(self, max_rows=derived_max_rows(self.max_bytes, schema))
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,7 @@ def report_for_size(
     Lets callers refuse an oversized object without downloading it.
     """
     spec = schema if isinstance(schema, SchemaSpec) else parse_schema(schema)
+    limits = limits.resolved(spec)
     if size_bytes <= limits.max_bytes:
         return None
     problem = Problem("too_large", f"{size_bytes} bytes, over the limit of {limits.max_bytes} bytes")
@@ -113,19 +133,60 @@ def report_for_size(
 def validate_bytes(data: bytes, schema: Mapping[str, Any] | SchemaSpec, *, limits: Limits = Limits()) -> Report:
     """Check a whole file's bytes against schema.json (parsed dict or SchemaSpec)."""
     spec = schema if isinstance(schema, SchemaSpec) else parse_schema(schema)
+    limits = limits.resolved(spec)
     oversize = report_for_size(len(data), spec, limits)
     digest = hashlib.sha256(data).hexdigest()
     if oversize is not None:
         return dataclasses.replace(oversize, sha256=digest)
     check = CsvCheck(data, spec, max_rows=limits.max_rows)
+    found, truncated = _collect(check.problems(), limits)
+    return Report(not found, found, truncated, check.rows, len(data), digest, spec.fingerprint, limits)
+
+
+def validate_file(
+    path: str | os.PathLike[str],
+    schema: Mapping[str, Any] | SchemaSpec,
+    *,
+    limits: Limits = Limits(),
+    fast: Callable[[bytes, SchemaSpec], bool] | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> Report:
+    """`validate_bytes` for a file on disk, in flat memory: the same report, read block by block.
+
+    An oversized file is refused from its size alone. Otherwise the file is read twice in line-aligned
+    blocks: once for the SHA-256 and the file-level checks, once for the rows. `fast(block, schema)` may vouch
+    for a block of complete lines (`sagecycle validate` passes pyarrow's; see contract.data.CsvCheck).
+    """
+    spec = schema if isinstance(schema, SchemaSpec) else parse_schema(schema)
+    limits = limits.resolved(spec)
+    oversize = report_for_size(os.stat(path).st_size, spec, limits)
+    if oversize is not None:
+        return oversize
+    digest = hashlib.sha256()
+    hashing = [True]  # only the first pass hashes
+
+    def blocks() -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            for block in line_blocks(handle.read, block_bytes):
+                if hashing[0]:
+                    digest.update(block)
+                yield block
+        hashing[0] = False
+
+    vouch = None if fast is None else (lambda block: fast(block, spec))
+    check = CsvCheck(blocks, spec, max_rows=limits.max_rows, fast=vouch)
+    found, truncated = _collect(check.problems(), limits)
+    return Report(not found, found, truncated, check.rows, check.size, digest.hexdigest(), spec.fingerprint, limits)
+
+
+def _collect(problems: Iterator[Problem], limits: Limits) -> tuple[tuple[Problem, ...], bool]:
+    """The first `max_problems` problems, and whether there were more (scanning stops at the first beyond)."""
     found: list[Problem] = []
-    truncated = False
-    for problem in check.problems():
+    for problem in problems:
         if len(found) >= limits.max_problems:
-            truncated = True  # scanning stops at the first problem beyond the cap
-            break
+            return tuple(found), True
         found.append(problem)
-    return Report(not found, tuple(found), truncated, check.rows, len(data), digest, spec.fingerprint, limits)
+    return tuple(found), False
 
 
 # --------------------------------------------------------------------------------------------- sidecar

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -30,8 +31,10 @@ from lambdas.shared.validation import (
     report_to_json,
     schema_fingerprint,
     validate_bytes,
+    validate_file,
 )
 from sagecycle import validate as cli
+from training_scripts.data_io import block_is_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -335,7 +338,7 @@ def test_sidecar_json_describes_file_schema_and_problems() -> None:
         "rows_checked": 3,
         "problem_count": 1,
         "problems_truncated": False,
-        "limits": {"max_bytes": 100 * 1024 * 1024, "max_rows": 5_000_000, "max_problems": 20},
+        "limits": {"max_bytes": 100 * 1024 * 1024, "max_rows": 100 * 1024 * 1024 // 6, "max_problems": 20},
         "problems": [
             {
                 "row": 3,
@@ -471,3 +474,37 @@ def test_cli_runs_as_a_real_subcommand(folder: Path) -> None:
     # THEN it exits 1 with the reason on stdout
     assert result.returncode == 1, result.stderr
     assert result.stdout == "row 2, column 2 (workclass): 'Private' is a category name; write its code 2\n"
+
+
+# ----------------------------------------------------------------------------------------- files on disk
+
+ALL_FILES = [(m[0], m[1], m[2], m[3]) for m in MALFORMED] + [(g[0], g[1], g[2], {}) for g in GOOD_FILES]
+ALL_FILES += [("many-rows", "binary", GOOD * 40 + b"7,1,1,1,1\n" + GOOD * 40 + b"0,x,1,1,1\n", {})]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("fast", [None, block_is_valid], ids=["exact", "pyarrow"])
+@pytest.mark.parametrize(("schema", "data", "limits"), [f[1:] for f in ALL_FILES], ids=[f[0] for f in ALL_FILES])
+def test_a_file_read_in_blocks_gets_the_same_report(
+    tmp_path: Path, schema: str, data: bytes, limits: dict[str, int], block_bytes: int, fast: Any
+) -> None:
+    # GIVEN a file on disk
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    # WHEN it is checked block by block (any block size, with or without pyarrow vouching for blocks)
+    streamed = validate_file(path, SCHEMAS[schema], limits=Limits(**limits), fast=fast, block_bytes=block_bytes)
+    # THEN the report is the one the whole bytes get: problems, rows, size and hash (none when refused unread)
+    whole = check(data, SCHEMAS[schema], **limits)
+    if whole.problems and whole.problems[0].problem == "too_large":
+        whole = dataclasses.replace(whole, sha256=None)
+    assert streamed == whole
+
+
+def test_the_row_cap_follows_the_size_limit() -> None:
+    # GIVEN the default limits and a 1,000-byte size limit
+    # WHEN the row cap is not given
+    # THEN it is the most rows the size limit can hold (label + empty features + line end), not a fixed count
+    assert check(GOOD).limits.max_rows == 100 * 1024 * 1024 // 6
+    tight = b"0,,,,\n" * 200
+    assert check(tight, max_bytes=len(tight)).valid
+    assert check(tight, max_bytes=len(tight), max_rows=199).problems[0].problem == "too_many_rows"

@@ -581,11 +581,11 @@ class CsvCheck:
 
     def _file_level(self) -> Problem | tuple[bool, bool]:
         """The first pass: a problem that stops the check, else (starts with a BOM, has more than line ends)."""
-        size = newlines = 0
+        size = 0
         bom = content = False
         stop: Problem | None = None  # a verdict from the first bytes; the pass still reads on (the caller hashes)
-        nul: tuple[int, int] | None = None  # (offset, row)
-        bad: tuple[int, int, int] | None = None  # (offset, row, byte)
+        nul: int | None = None  # offset
+        bad: tuple[int, int] | None = None  # (offset, byte)
         for block in self.blocks():
             if stop is not None:
                 size += len(block)
@@ -601,17 +601,16 @@ class CsvCheck:
                     size += len(block)
                     continue
             skip = len(UTF8_BOM) if bom and not size else 0
-            at = block.find(b"\x00")
-            if at >= 0 and nul is None:
-                nul = (size + at, newlines + block.count(b"\n", 0, at) + 1)
-            if bad is None and nul is None:
+            at = block.find(b"\x00") if nul is None else -1
+            if at >= 0:
+                nul = size + at
+            if bad is None and nul is None and not block.isascii():  # ASCII is UTF-8: skip the decode
                 try:
                     block[skip:].decode("utf-8")
                 except UnicodeDecodeError as error:
                     at = skip + error.start
-                    bad = (size + at, newlines + block.count(b"\n", 0, at) + 1, block[at])
+                    bad = (size + at, block[at])
             content = content or bool(block[skip:].translate(None, b"\r\n"))
-            newlines += block.count(b"\n")
             size += len(block)
         self.size = size
         if stop is not None:
@@ -619,10 +618,21 @@ class CsvCheck:
         if not size:
             return self._problem("empty", "0 bytes: nothing to check")
         if nul is not None:
-            return self._problem("binary_content", "NUL byte: the file is binary, not CSV text", nul[1])
+            return self._problem("binary_content", "NUL byte: the file is binary, not CSV text", self._row_at(nul))
         if bad is not None:
-            return self._problem("not_utf8", f"byte 0x{bad[2]:02x} at offset {bad[0]} is not UTF-8", bad[1])
+            message = f"byte 0x{bad[1]:02x} at offset {bad[0]} is not UTF-8"
+            return self._problem("not_utf8", message, self._row_at(bad[0]))
         return bom, content
+
+    def _row_at(self, offset: int) -> int:
+        """The 1-based row holding byte `offset` (read again: only a refused file needs it)."""
+        newlines = start = 0
+        for block in self.blocks():
+            if start + len(block) > offset:
+                return newlines + block.count(b"\n", 0, offset - start) + 1
+            newlines += block.count(b"\n")
+            start += len(block)
+        return newlines + 1
 
     def lines(self, text: str) -> Iterator[Problem]:
         """Check the complete lines of `text`, which continue the file after `rows` rows."""

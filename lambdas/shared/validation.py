@@ -72,7 +72,7 @@ REPORT_FORMAT_VERSION: Final = 1
 DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
 DEFAULT_MAX_ROWS: Final = None  # derived from the size limit: see derived_max_rows
 DEFAULT_MAX_PROBLEMS: Final = 20
-BLOCK_BYTES: Final = 16 * 1024 * 1024  # validate_file reads this much at a time: memory stays flat
+BLOCK_BYTES: Final = 8 * 1024 * 1024  # validate_file reads this much at a time: memory stays flat
 
 
 def derived_max_rows(max_bytes: int, schema: SchemaSpec) -> int:

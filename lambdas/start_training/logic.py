@@ -34,7 +34,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from math import ceil
 from typing import Any, Final, Literal
 
 from aws_lambda_powertools import Logger
@@ -44,10 +43,8 @@ from lambdas.shared import runs
 from lambdas.shared.contract import (
     DRIFT_ALARM_SUFFIX,
     ENV_IDEMPOTENCY_TABLE,
-    ENV_RETRAIN_POLICY,
     ENV_RUNS_TABLE,
     ENV_STAGE,
-    ENV_TRAINING_SETTINGS,
     FUNCTIONS,
     QUALITY_ALARM_SUFFIX,
     alarm_name,
@@ -62,7 +59,12 @@ from lambdas.shared.events import (
     parse_alarm_event,
     parse_scheduled_event,
 )
-from lambdas.shared.function_settings import app_from_prefix, longest_job_seconds, retrain_policy, training_settings
+from lambdas.shared.function_settings import (
+    app_from_prefix,
+    check_lock_outlives_run,
+    retrain_policy,
+    training_settings,
+)
 from lambdas.shared.jobspec import (
     TrainingSpecSettings,
     build_training_job,
@@ -71,7 +73,7 @@ from lambdas.shared.jobspec import (
     tuning_job_name,
 )
 from lambdas.shared.policy import RetrainPolicy
-from lambdas.shared.runtime import ConfigError, client, env_str, epoch, error_code, iso, parse_time
+from lambdas.shared.runtime import client, env_str, epoch, error_code, iso, parse_time
 
 logger = Logger(service=FUNCTIONS["start_training"], child=True)
 
@@ -86,17 +88,6 @@ RUN_RECORD_KEYS: Final = 20
 Kind = Literal["new-data", "schedule", "alarm", "manual"]
 JobKind = Literal["training", "tuning"]
 RUNNING_STATES: Final = frozenset({"InProgress", "Stopping"})
-
-
-def longest_run_seconds(training: TrainingSpecSettings) -> int:
-    """The most wall time one run may take: a training job, or a tuning job (its own limit, else its children
-    in waves of `max_parallel_jobs`, each as long as a training job may be)."""
-    if not training.tuning.enabled:
-        return longest_job_seconds(training)
-    tuning = training.tuning
-    if tuning.max_runtime_seconds is not None:
-        return tuning.max_runtime_seconds
-    return ceil(tuning.max_jobs / tuning.max_parallel_jobs) * longest_job_seconds(training)
 
 
 @dataclass(frozen=True)
@@ -121,14 +112,7 @@ class Settings:
         stage = env_str(ENV_STAGE, environ)
         training = training_settings(environ)
         policy = retrain_policy(environ)
-        longest = longest_run_seconds(training)
-        if policy.lock_ttl_seconds < longest:
-            what = "tuning" if training.tuning.enabled else "training"
-            raise ConfigError(
-                f"{ENV_RETRAIN_POLICY}.lock_ttl_seconds ({policy.lock_ttl_seconds}) is shorter than the longest "
-                f"{what} job {ENV_TRAINING_SETTINGS} allows ({longest} s): a second job could start while the "
-                "first still runs"
-            )
+        check_lock_outlives_run(training, policy)
         return cls(
             stage=stage,
             app=app_from_prefix(training.job_name_prefix, stage),

@@ -332,8 +332,9 @@ def _release_lock(settings: Settings, owner: str) -> None:
 def tuning_parent(change: TrainingJobChange) -> str | None:
     """The tuning job that launched this training job (its ARN), or None for a training job of its own.
 
-    The event rule already drops events whose detail has TuningJobArn; this is the defensive second check,
-    for a detail without it: a name in the children's pattern is asked of DescribeTrainingJob.
+    The event rule lets every child's terminal event through (SageMaker sends TuningJobArn set, null or not at
+    all, and a pattern cannot tell null from absent), so this is the check: TuningJobArn when the detail has it,
+    else a name in the children's pattern is asked of DescribeTrainingJob.
     """
     if change.tuning_job_arn:
         return change.tuning_job_arn

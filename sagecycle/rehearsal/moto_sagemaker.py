@@ -1,0 +1,416 @@
+"""moto's SageMaker, extended in-process so that endpoints and training jobs behave as SageMaker's do.
+
+moto 5 answers CreateEndpoint with an endpoint that is InService at once, has no UpdateEndpoint, and records a
+CreateTrainingJob as Completed. `install_moto_extensions()` changes moto's own backend and response classes:
+
+- UpdateEndpoint exists (`SageMakerResponse.update_endpoint` -> `SageMakerModelBackend.update_endpoint`), with
+  SageMaker's checks and error codes: an unknown endpoint or config, an endpoint that is not InService ("Cannot
+  update in-progress endpoint"), a DeploymentConfig that is not one SageMaker accepts, and blue/green variants
+  that do not keep their names (deployment guardrails need the same variant names).
+- CreateEndpoint refuses an existing name, as SageMaker does (moto silently replaces it).
+- DeleteEndpoint refuses an endpoint that is Creating or Updating.
+- When a manager is registered for the account and Region (`LocalHosting` registers itself), CreateEndpoint leaves
+  the endpoint `Creating` and UpdateEndpoint leaves it `Updating` with a `PendingDeploymentSummary` and the
+  `LastDeploymentConfig`; the manager is told and does the work (`EndpointRequest`). Without a manager the
+  update takes effect at once, in moto's manner, so tests that use plain moto keep working.
+- When a training manager is registered (`LocalTraining`), CreateTrainingJob leaves the job `InProgress`
+  (`Starting`), keeps the job's own MetricDefinitions (moto replaces them), and tells the manager.
+
+Every read and change of an endpoint or job goes through `LOCK`, so DescribeEndpoint never sees half a
+transition while the hosting, in another thread, moves an endpoint on.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+LOCK = threading.RLock()
+
+TRAFFIC_ROUTING_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
+CAPACITY_TYPES = ("INSTANCE_COUNT", "CAPACITY_PERCENT")
+IN_PROGRESS_STATES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+# API reference, BlueGreenUpdatePolicy / TrafficRoutingConfig / AutoRollbackConfig.
+WAIT_INTERVAL_RANGE = (0, 3600)
+TERMINATION_WAIT_RANGE = (0, 3600)
+MAX_EXECUTION_TIMEOUT_RANGE = (600, 14400)
+MAX_ROLLBACK_ALARMS = 10
+
+
+@dataclass(frozen=True)
+class EndpointRequest:
+    """What CreateEndpoint, UpdateEndpoint or DeleteEndpoint asked of an endpoint, for its manager."""
+
+    kind: Literal["create", "update", "delete"]
+    account: str
+    region: str
+    endpoint_name: str
+    endpoint_config_name: str
+    previous_config_name: str | None = None
+    deployment_config: dict[str, Any] | None = None
+    retain_all_variant_properties: bool = False
+    exclude_retained_variant_properties: tuple[str, ...] = ()
+    requested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class EndpointManager(Protocol):
+    """Who does an endpoint's work once the API has accepted the request (`LocalHosting`)."""
+
+    def now(self) -> datetime: ...
+
+    def endpoint_requested(self, request: EndpointRequest) -> None: ...
+
+
+class TrainingManager(Protocol):
+    """Who runs a training job once CreateTrainingJob has recorded it (`LocalTraining`)."""
+
+    def now(self) -> datetime: ...
+
+    def training_job_created(self, account: str, region: str, job_name: str) -> None: ...
+
+
+_endpoint_managers: dict[tuple[str, str], EndpointManager] = {}
+_training_managers: dict[tuple[str, str], TrainingManager] = {}
+_installed = False
+
+
+def register_endpoint_manager(account: str, region: str, manager: EndpointManager) -> None:
+    with LOCK:
+        if (account, region) in _endpoint_managers and _endpoint_managers[(account, region)] is not manager:
+            raise RuntimeError(f"another endpoint manager already serves {account}/{region}")
+        _endpoint_managers[(account, region)] = manager
+
+
+def unregister_endpoint_manager(account: str, region: str, manager: EndpointManager) -> None:
+    with LOCK:
+        if _endpoint_managers.get((account, region)) is manager:
+            del _endpoint_managers[(account, region)]
+
+
+def register_training_manager(account: str, region: str, manager: TrainingManager) -> None:
+    with LOCK:
+        if (account, region) in _training_managers and _training_managers[(account, region)] is not manager:
+            raise RuntimeError(f"another training manager already serves {account}/{region}")
+        _training_managers[(account, region)] = manager
+
+
+def unregister_training_manager(account: str, region: str, manager: TrainingManager) -> None:
+    with LOCK:
+        if _training_managers.get((account, region)) is manager:
+            del _training_managers[(account, region)]
+
+
+def backend(account: str, region: str) -> Any:
+    """moto's SageMaker backend for one account and Region (the server runs in this process)."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[account][region]
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """moto keeps naive UTC datetimes; the rehearsal's clock gives aware ones."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _error(message: str) -> Exception:
+    from moto.sagemaker.exceptions import ValidationError
+
+    return ValidationError(message=message)
+
+
+def _endpoint_arn(backend_: Any, name: str) -> str:
+    from moto.sagemaker.models import FakeEndpoint
+
+    return str(FakeEndpoint.arn_formatter(name, backend_.account_id, backend_.region_name))
+
+
+def _config_arn(backend_: Any, name: str) -> str:
+    from moto.sagemaker.models import FakeEndpointConfig
+
+    return str(FakeEndpointConfig.arn_formatter(name, backend_.account_id, backend_.region_name))
+
+
+def validate_deployment_config(deployment: Mapping[str, Any], variants_before: int) -> None:
+    """SageMaker's checks on an UpdateEndpoint DeploymentConfig (ValidationException on the first broken rule)."""
+    blue_green = deployment.get("BlueGreenUpdatePolicy")
+    if deployment.get("RollingUpdatePolicy") is not None:
+        if blue_green is not None:
+            raise _error("Only one update policy may be specified in DeploymentConfig.")
+        raise _error("RollingUpdatePolicy is not rehearsed locally; use BlueGreenUpdatePolicy.")
+    if blue_green is not None:
+        routing = blue_green.get("TrafficRoutingConfiguration")
+        if not isinstance(routing, Mapping):
+            raise _error("BlueGreenUpdatePolicy.TrafficRoutingConfiguration is required.")
+        kind = routing.get("Type")
+        if kind not in TRAFFIC_ROUTING_TYPES:
+            raise _error(
+                f"Value '{kind}' at 'deploymentConfig.blueGreenUpdatePolicy.trafficRoutingConfiguration.type' "
+                f"failed to satisfy constraint: Member must satisfy enum value set: {list(TRAFFIC_ROUTING_TYPES)}"
+            )
+        wait = routing.get("WaitIntervalInSeconds")
+        if not isinstance(wait, int) or not WAIT_INTERVAL_RANGE[0] <= wait <= WAIT_INTERVAL_RANGE[1]:
+            raise _error(f"WaitIntervalInSeconds must be an integer in {list(WAIT_INTERVAL_RANGE)}, got {wait!r}.")
+        step_key = {"CANARY": "CanarySize", "LINEAR": "LinearStepSize"}.get(str(kind))
+        if step_key is not None:
+            step = routing.get(step_key)
+            if not isinstance(step, Mapping):
+                raise _error(f"{step_key} is required when the traffic routing type is {kind}.")
+            if step.get("Type") not in CAPACITY_TYPES or not isinstance(step.get("Value"), int) or step["Value"] < 1:
+                raise _error(f"{step_key} must have a Type in {list(CAPACITY_TYPES)} and a positive integer Value.")
+            if step["Type"] == "CAPACITY_PERCENT" and step["Value"] > (50 if kind == "CANARY" else 100):
+                raise _error(f"{step_key} must be at most 50% of the variant's capacity, got {step['Value']}%.")
+        termination = blue_green.get("TerminationWaitInSeconds", 0)
+        if (
+            not isinstance(termination, int)
+            or not TERMINATION_WAIT_RANGE[0] <= termination <= TERMINATION_WAIT_RANGE[1]
+        ):
+            raise _error(f"TerminationWaitInSeconds must be in {list(TERMINATION_WAIT_RANGE)}, got {termination!r}.")
+        timeout = blue_green.get("MaximumExecutionTimeoutInSeconds")
+        if timeout is not None:
+            low, high = MAX_EXECUTION_TIMEOUT_RANGE
+            if not isinstance(timeout, int) or not low <= timeout <= high:
+                raise _error(f"MaximumExecutionTimeoutInSeconds must be in [{low}, {high}], got {timeout!r}.")
+            if timeout <= wait + termination:
+                raise _error(
+                    "MaximumExecutionTimeoutInSeconds must be larger than the total waiting time specified in "
+                    "TerminationWaitInSeconds and WaitIntervalInSeconds."
+                )
+    alarms = (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+    if len(alarms) > MAX_ROLLBACK_ALARMS:
+        raise _error(f"AutoRollbackConfiguration allows at most {MAX_ROLLBACK_ALARMS} alarms, got {len(alarms)}.")
+    for alarm in alarms:
+        if not isinstance(alarm, Mapping) or not alarm.get("AlarmName"):
+            raise _error("Every AutoRollbackConfiguration alarm needs an AlarmName.")
+
+
+def _update_endpoint(
+    self: Any,
+    endpoint_name: str,
+    endpoint_config_name: str,
+    retain_all_variant_properties: bool | None = None,
+    exclude_retained_variant_properties: list[dict[str, str]] | None = None,
+    deployment_config: dict[str, Any] | None = None,
+    retain_deployment_config: bool | None = None,
+) -> str:
+    """SageMakerModelBackend.update_endpoint: validates, then Updating for the manager (or at once without one)."""
+    with LOCK:
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is None:
+            raise _error(f'Could not find endpoint "{_endpoint_arn(self, endpoint_name)}".')
+        config = self.endpoint_configs.get(endpoint_config_name)
+        if config is None:
+            raise _error(f'Could not find endpoint configuration "{_config_arn(self, endpoint_config_name)}".')
+        if endpoint.endpoint_status in IN_PROGRESS_STATES:
+            raise _error(f'Cannot update in-progress endpoint "{endpoint.arn}".')
+        if endpoint.endpoint_status != "InService":
+            raise _error(
+                f'Cannot update endpoint "{endpoint.arn}" in status {endpoint.endpoint_status}: '
+                "DeleteEndpoint is the only operation that can be performed on a failed endpoint."
+            )
+        if retain_deployment_config and deployment_config is None:
+            deployment_config = copy.deepcopy(getattr(endpoint, "last_deployment_config", None))
+        if deployment_config:
+            validate_deployment_config(deployment_config, len(endpoint.production_variants))
+            before = {v["VariantName"] for v in endpoint.production_variants}
+            after = {v["VariantName"] for v in config.production_variants}
+            if before != after:
+                raise _error(
+                    "Deployment guardrails need the new endpoint configuration to keep the variant names of the "
+                    f"current one: {sorted(before)} != {sorted(after)}."
+                )
+        excluded = tuple(str(item.get("VariantPropertyType")) for item in (exclude_retained_variant_properties or []))
+        manager = _endpoint_managers.get((self.account_id, self.region_name))
+        now = naive_utc(manager.now()) if manager is not None else None
+        request = EndpointRequest(
+            kind="update",
+            account=self.account_id,
+            region=self.region_name,
+            endpoint_name=endpoint_name,
+            endpoint_config_name=endpoint_config_name,
+            previous_config_name=endpoint.endpoint_config_name,
+            deployment_config=copy.deepcopy(deployment_config) if deployment_config else None,
+            retain_all_variant_properties=bool(retain_all_variant_properties),
+            exclude_retained_variant_properties=excluded,
+            requested_at=manager.now() if manager is not None else datetime.now(UTC),
+        )
+        endpoint.failure_reason = None
+        if deployment_config:
+            endpoint.last_deployment_config = copy.deepcopy(deployment_config)
+        if manager is None:  # moto's way: the change is done when the call returns
+            switch_config(self, endpoint, config, retain_all=bool(retain_all_variant_properties), excluded=excluded)
+            return str(endpoint.arn)
+        endpoint.endpoint_status = "Updating"
+        endpoint.last_modified_time = now
+        endpoint.pending_deployment_summary = {
+            "EndpointConfigName": endpoint_config_name,
+            "StartTime": now,
+            "ProductionVariants": [
+                {**variant, "VariantStatus": []}
+                for variant in endpoint._process_production_variants(config.production_variants)
+            ],
+        }
+    manager.endpoint_requested(request)
+    return str(endpoint.arn)
+
+
+def switch_config(
+    backend_: Any, endpoint: Any, config: Any, *, retain_all: bool = False, excluded: tuple[str, ...] = ()
+) -> None:
+    """Points `endpoint` at `config`: its variants (instance counts and weights kept with RetainAll) and capture."""
+    with LOCK:
+        variants = endpoint._process_production_variants(config.production_variants)
+        if retain_all:
+            current = {v["VariantName"]: v for v in endpoint.production_variants}
+            for variant in variants:
+                kept = current.get(variant["VariantName"])
+                if kept is None:
+                    continue
+                for key in ("CurrentInstanceCount", "DesiredInstanceCount", "CurrentWeight", "DesiredWeight"):
+                    if key in kept:
+                        variant[key] = kept[key]
+        endpoint.production_variants = variants
+        if not retain_all or "DataCaptureConfig" in excluded:
+            endpoint.data_capture_config = copy.deepcopy(config.data_capture_config)
+        endpoint.endpoint_config_name = config.endpoint_config_name
+        endpoint.pending_deployment_summary = None
+        endpoint.endpoint_status = "InService"
+
+
+def _wrap_create_endpoint(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: list[dict[str, str]]) -> Any:
+        with LOCK:
+            if endpoint_name in self.endpoints:
+                raise _error(f'Cannot create already existing endpoint "{_endpoint_arn(self, endpoint_name)}".')
+            endpoint = original(self, endpoint_name=endpoint_name, endpoint_config_name=endpoint_config_name, tags=tags)
+            endpoint.pending_deployment_summary = None
+            endpoint.last_deployment_config = None
+            manager = _endpoint_managers.get((self.account_id, self.region_name))
+            if manager is None:
+                return endpoint
+            now = naive_utc(manager.now())
+            endpoint.endpoint_status = "Creating"
+            endpoint.creation_time = endpoint.last_modified_time = now
+            request = EndpointRequest(
+                kind="create",
+                account=self.account_id,
+                region=self.region_name,
+                endpoint_name=endpoint_name,
+                endpoint_config_name=endpoint_config_name,
+                requested_at=manager.now(),
+            )
+        manager.endpoint_requested(request)
+        return endpoint
+
+    return create_endpoint
+
+
+def _wrap_delete_endpoint(original: Callable[..., Any]) -> Callable[..., Any]:
+    def delete_endpoint(self: Any, endpoint_name: str) -> None:
+        with LOCK:
+            endpoint = self.endpoints.get(endpoint_name)
+            if endpoint is not None and endpoint.endpoint_status in IN_PROGRESS_STATES:
+                raise _error(f'Cannot update in-progress endpoint "{endpoint.arn}".')
+            config_name = endpoint.endpoint_config_name if endpoint is not None else ""
+            original(self, endpoint_name)
+            manager = _endpoint_managers.get((self.account_id, self.region_name))
+            if manager is None:
+                return
+            request = EndpointRequest(
+                kind="delete",
+                account=self.account_id,
+                region=self.region_name,
+                endpoint_name=endpoint_name,
+                endpoint_config_name=config_name,
+                requested_at=manager.now(),
+            )
+        manager.endpoint_requested(request)
+
+    return delete_endpoint
+
+
+def _wrap_describe(original: Callable[..., Any]) -> Callable[..., Any]:
+    def describe(self: Any, name: str) -> Any:
+        with LOCK:  # a snapshot: the response is serialized after the lock is released
+            return copy.deepcopy(original(self, name))
+
+    return describe
+
+
+def _wrap_create_training_job(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_training_job(self: Any, training_job_name: str, **kwargs: Any) -> Any:
+        with LOCK:
+            if training_job_name in self.training_jobs:
+                raise _error(
+                    f"Training job names must be unique within an AWS account and region, and a training job with "
+                    f"this name already exists ({self.training_jobs[training_job_name].arn})"
+                )
+            definitions = copy.deepcopy((kwargs.get("algorithm_specification") or {}).get("MetricDefinitions"))
+            job = original(self, training_job_name=training_job_name, **kwargs)
+            if definitions is not None:
+                job.algorithm_specification["MetricDefinitions"] = definitions
+            else:
+                job.algorithm_specification.pop("MetricDefinitions", None)
+            manager = _training_managers.get((self.account_id, self.region_name))
+            if manager is None:
+                return job
+            now = naive_utc(manager.now())
+            job.creation_time = job.last_modified_time = now
+            job.training_job_status = "InProgress"
+            job.secondary_status = "Starting"
+            job.training_start_time = None
+            job.training_end_time = None
+            job.final_metric_data_list = []
+            job.secondary_status_transitions = [
+                {"Status": "Starting", "StartTime": now, "StatusMessage": "Launching requested ML instances"}
+            ]
+        manager.training_job_created(self.account_id, self.region_name, training_job_name)
+        return job
+
+    return create_training_job
+
+
+def _response_update_endpoint(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    arn = self.sagemaker_backend.update_endpoint(
+        endpoint_name=self._get_param("EndpointName"),
+        endpoint_config_name=self._get_param("EndpointConfigName"),
+        retain_all_variant_properties=self._get_param("RetainAllVariantProperties"),
+        exclude_retained_variant_properties=self._get_param("ExcludeRetainedVariantProperties"),
+        deployment_config=self._get_param("DeploymentConfig"),
+        retain_deployment_config=self._get_param("RetainDeploymentConfig"),
+    )
+    return ActionResult({"EndpointArn": arn})
+
+
+def install_moto_extensions() -> None:
+    """Adds UpdateEndpoint and SageMaker's endpoint and training-job life cycles to moto (idempotent).
+
+    Patches moto's classes, so it works whenever it is called before the first request it should change;
+    call it before `ThreadedMotoServer.start()` to be sure.
+    """
+    global _installed
+    with LOCK:
+        if _installed:
+            return
+        from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
+        from moto.sagemaker.responses import SageMakerResponse
+
+        backend_cls: Any = SageMakerModelBackend
+        backend_cls.update_endpoint = _update_endpoint
+        backend_cls.create_endpoint = _wrap_create_endpoint(SageMakerModelBackend.create_endpoint)
+        backend_cls.delete_endpoint = _wrap_delete_endpoint(SageMakerModelBackend.delete_endpoint)
+        backend_cls.describe_endpoint = _wrap_describe(SageMakerModelBackend.describe_endpoint)
+        backend_cls.describe_training_job = _wrap_describe(SageMakerModelBackend.describe_training_job)
+        backend_cls.create_training_job = _wrap_create_training_job(SageMakerModelBackend.create_training_job)
+        response_cls: Any = SageMakerResponse
+        response_cls.update_endpoint = _response_update_endpoint
+        # New attributes become DescribeEndpoint fields (moto camel-cases an object's attributes); None is left out.
+        endpoint_cls: Any = FakeEndpoint
+        endpoint_cls.pending_deployment_summary = None
+        endpoint_cls.last_deployment_config = None
+        _installed = True

@@ -60,6 +60,9 @@ class PrivateNetwork:
     security_group_ids: tuple[str, ...]
 
 
+# Where the glue functions read models: registered and champion models, and candidates a training job left.
+GLUE_MODEL_PREFIXES = (c.PREFIX_MODELS, c.PREFIX_TRAINING_OUTPUT)
+
 _SENTINEL_SUBNETS = tuple(f"subnet-{i:017d}" for i in range(16))
 _SENTINEL_GROUPS = tuple(f"sg-{i:017d}" for i in range(5))
 
@@ -312,7 +315,7 @@ class RetrainingStack(Stack):
         read_models = iam.PolicyStatement(
             sid="ReadModelArtifacts",
             actions=["s3:GetObject"],
-            resources=[f"{model_objects}/{p}*" for p in ("models/", c.PREFIX_TRAINING_OUTPUT)],
+            resources=[f"{model_objects}/{p}*" for p in GLUE_MODEL_PREFIXES],
         )
         pass_role = iam.PolicyStatement(
             sid="PassExecutionRole",
@@ -431,6 +434,13 @@ class RetrainingStack(Stack):
                     resources=[f"{data_objects}/{c.PREFIX_QUARANTINE}*", f"{data_objects}/{c.PREFIX_TRAIN}*"],
                 ),
                 iam.PolicyStatement(
+                    # A copy that fails verification loses the version it made (lambdas/ingest/logic.py
+                    # _discard_copy); only a named version, so no delete marker can hide an earlier good file.
+                    sid="DiscardBadCopies",
+                    actions=["s3:DeleteObjectVersion"],
+                    resources=[f"{data_objects}/{c.PREFIX_QUARANTINE}*", f"{data_objects}/{c.PREFIX_TRAIN}*"],
+                ),
+                iam.PolicyStatement(
                     # Without ListBucket S3 answers 403, not 404, for an object an earlier delivery already moved.
                     sid="ListOwnPrefixes",
                     actions=["s3:ListBucket"],
@@ -522,6 +532,14 @@ class RetrainingStack(Stack):
             },
             statements=[
                 read_models,
+                iam.PolicyStatement(
+                    # Without ListBucket S3 answers 403 (AccessDenied), not 404 (NoSuchKey), for a model that is
+                    # not there: with it, a missing model reads as missing, not as a refused permission.
+                    sid="ListModelArtifacts",
+                    actions=["s3:ListBucket"],
+                    resources=[model_objects],
+                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in GLUE_MODEL_PREFIXES]}},
+                ),
                 iam.PolicyStatement(
                     # evaluation.json beside the candidate's model.tar.gz, for the package's ModelMetrics
                     sid="WriteModelMetrics",

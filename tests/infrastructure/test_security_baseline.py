@@ -419,6 +419,7 @@ def _glue_expected(config: Any) -> dict[str, dict[str, list[str]]]:
         | {
             "MoveIncomingFiles": [f"{data}/incoming/*"],
             "WriteQuarantineAndTrain": [f"{data}/quarantine/*", f"{data}/train/*"],
+            "DiscardBadCopies": [f"{data}/quarantine/*", f"{data}/train/*"],
             "ListOwnPrefixes": [data],
             "ReadFallbackSchema": [f"{data}/baseline/*"],
             "ReadModelArtifacts": models_read,
@@ -430,6 +431,7 @@ def _glue_expected(config: Any) -> dict[str, dict[str, list[str]]]:
         | notify
         | {
             "ReadModelArtifacts": models_read,
+            "ListModelArtifacts": [models],
             "WriteModelMetrics": [f"{models}/training-output/*"],
             "ReadRollbackAlarms": sorted(alarms),
             "DescribeHosting": describe,
@@ -483,6 +485,45 @@ def test_every_glue_statement_names_exactly_its_resources(synthesized: Synthesiz
         # THEN every statement is there with exactly its resources, and nothing else is
         assert actual == {sid: sorted(r) for sid, r in expected.items()}, fn
         assert all(st["Effect"] == "Allow" for st in statements)
+
+
+def _statement(s: Synthesized, fn: str, sid: str) -> dict[str, Any]:
+    (found,) = [
+        st for st in _glue_policies(s)[f"{fn}Policy"]["Properties"]["PolicyDocument"]["Statement"] if st["Sid"] == sid
+    ]
+    return found
+
+
+def test_ingest_discards_only_named_versions_of_its_copies(synthesized: Synthesized) -> None:
+    # GIVEN the ingest statement that lets it remove a copy that failed verification
+    discard = _statement(synthesized, "Ingest", "DiscardBadCopies")
+    # THEN it deletes versions only: a plain DeleteObject on train/ would put a delete marker over a good file
+    assert _actions(discard) == ["s3:DeleteObjectVersion"] and "Condition" not in discard
+    # AND no ingest statement may delete anything in train/ or quarantine/ but by version
+    for st in _glue_policies(synthesized)["IngestPolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+        resources = json.dumps(st["Resource"])
+        if "/train/" in resources or "/quarantine/" in resources:
+            assert {a for a in _actions(st) if "Delete" in a} <= {"s3:DeleteObjectVersion"}, st["Sid"]
+
+
+def test_glue_bucket_listings_are_limited_to_the_prefixes_they_read(synthesized: Synthesized) -> None:
+    # GIVEN every glue statement that lists a bucket (so that S3 says NoSuchKey, not AccessDenied, for a miss)
+    expected = {
+        ("Ingest", "ListOwnPrefixes"): ["incoming/*", "train/*", "quarantine/*"],
+        ("Promote", "ListModelArtifacts"): ["models/*", "training-output/*"],
+        ("DriftMonitor", "ListCapture"): ["capture/*"],
+    }
+    listing = {
+        (fn, st["Sid"]): st
+        for fn in ("StartTraining", "Ingest", "Promote", "DriftMonitor", "AlarmResponder")
+        for st in _glue_policies(synthesized)[f"{fn}Policy"]["Properties"]["PolicyDocument"]["Statement"]
+        if "s3:ListBucket" in _actions(st)
+    }
+    assert set(listing) == set(expected)
+    for where, prefixes in expected.items():
+        # THEN each lists only its own prefixes, and lists nothing else
+        assert _actions(listing[where]) == ["s3:ListBucket"], where
+        assert listing[where]["Condition"] == {"StringLike": {"s3:prefix": prefixes}}, where
 
 
 def test_glue_unscoped_policies_hold_only_the_actions_without_resource_level_permissions(

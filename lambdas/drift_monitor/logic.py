@@ -21,7 +21,7 @@ Counts (CaptureRecordsRead, UnparseableCaptureRecords) are published for the fil
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -32,7 +32,7 @@ from contract.data import Schema, parse_schema
 from lambdas.drift_monitor.records import CaptureParseError as CaptureParseError  # re-exported: the record rules
 from lambdas.drift_monitor.records import RowParser as RowParser
 from lambdas.drift_monitor.records import parse_capture_record as parse_capture_record
-from lambdas.drift_monitor.stream import CHUNK_BYTES, CaptureReader
+from lambdas.drift_monitor.stream import CHUNK_BYTES, CaptureReader, prefetched
 from lambdas.drift_monitor.tally import Tally
 from lambdas.shared import artifacts, runs
 from lambdas.shared.contract import (
@@ -158,11 +158,48 @@ def champion_reference(settings: Settings) -> tuple[str, Schema, dict[str, Any]]
 
 def read_capture(s3: Any, bucket: str, key: str, reader: CaptureReader) -> None:
     """Streams one capture file into `reader`: chunk by chunk, never the whole body at once."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    read_files(s3, bucket, [key], reader)
+
+
+def _chunks(s3: Any, bucket: str, keys: Sequence[str]) -> Iterator[tuple[str, bytes | None]]:
+    """(key, chunk) of every file in turn, and (key, None) at each file's end."""
+    for key in keys:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            for chunk in body.iter_chunks(CHUNK_BYTES):
+                yield key, chunk
+        finally:
+            body.close()
+        yield key, None
+
+
+def _until_end(stream: Iterator[tuple[str, bytes | None]], key: str) -> Iterator[bytes]:
+    for got, chunk in stream:
+        if chunk is None:
+            return
+        if got != key:  # never: files arrive in order
+            raise RuntimeError(f"capture stream out of order: {got} while reading {key}")
+        yield chunk
+
+
+def read_files(
+    s3: Any, bucket: str, keys: Sequence[str], reader: CaptureReader, *, deadline: float | None = None
+) -> int:
+    """Streams the files, in order, into `reader`; the next chunks are fetched while the current one is parsed.
+
+    Starts no new file after `deadline` (time.monotonic()) once one is read; returns how many were read.
+    """
+    stream = prefetched(_chunks(s3, bucket, keys))
+    read = 0
     try:
-        reader.read(key, body.iter_chunks(CHUNK_BYTES))
+        for key in keys:
+            if read and deadline is not None and time.monotonic() > deadline:
+                break
+            reader.read(key, _until_end(stream, key))
+            read += 1
     finally:
-        body.close()
+        stream.close()
+    return read
 
 
 def run_drift_check(settings: Settings, now: datetime, *, deadline: float | None = None) -> DriftRun:
@@ -177,15 +214,11 @@ def run_drift_check(settings: Settings, now: datetime, *, deadline: float | None
     files, more = pending_files(
         _list_capture(settings.data_bucket), watermark, now=now, limit=settings.policy.drift_max_files
     )
-    s3 = client("s3")
-    read: list[CaptureFile] = []
-    for file in files:
-        if read and deadline is not None and time.monotonic() > deadline:
-            logger.info("time budget spent; the remaining files wait for the next run", extra={"read": len(read)})
-            more = True
-            break
-        read_capture(s3, settings.data_bucket, file.key, reader)
-        read.append(file)
+    done = read_files(client("s3"), settings.data_bucket, [f.key for f in files], reader, deadline=deadline)
+    read = files[:done]
+    if done < len(files):
+        logger.info("time budget spent; the remaining files wait for the next run", extra={"read": done})
+        more = True
     tally = reader.tally
     enough = tally.rows >= settings.policy.drift_min_samples
     # Consume when there is enough to publish, or when files were left unread (the file cap, the time

@@ -21,10 +21,12 @@ Parsing, in one pass per chunk:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from lambdas.drift_monitor.records import CaptureParseError, csv_rows, envelope, json_rows, payload
 from lambdas.drift_monitor.tally import Tally
@@ -33,16 +35,19 @@ CHUNK_BYTES: Final = 1024 * 1024
 MAX_RECORD_BYTES: Final = 16 * 1024 * 1024
 MAX_LOGGED_PROBLEMS: Final = 20
 _SMALL: Final = 16  # pieces this short are read line by line
-# Control characters a JSON string may not hold raw (the newline separates lines and is checked apart).
-_CONTROL: Final = bytes(i for i in range(32) if i != 10)
+PREFETCH_CHUNKS: Final = 8  # chunks fetched ahead while the current one is parsed (memory: 8 x CHUNK_BYTES)
+T = TypeVar("T")
+# Bytes that keep a line off the fast path: control characters a JSON string may not hold raw (the newline
+# separates lines and is checked apart), and the backslash of an escape.
+_UNSAFE: Final = bytes(i for i in range(32) if i != 10) + b"\\"
 
 
 # ------------------------------------------------------------------------------------------------- lines
 
 
-def segments(chunks: Iterable[bytes], max_line: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, bytes | None]]:
-    """(number of the first line, complete lines joined by "\\n") per chunk; (number, None) for a line over
-    `max_line` bytes, which is dropped as it streams by. Lines are numbered from 1, blank lines included."""
+def segments(chunks: Iterable[bytes], max_line: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, bytes | None, int]]:
+    """(number of the first line, complete lines joined by "\\n", how many) per chunk; (number, None, 1) for a
+    line over `max_line` bytes, dropped as it streams by. Lines are numbered from 1, blank lines included."""
     number = 1
     pending: list[bytes] = []
     size = 0
@@ -55,35 +60,77 @@ def segments(chunks: Iterable[bytes], max_line: int = MAX_RECORD_BYTES) -> Itera
                 size += len(chunk)
                 if size > max_line:
                     pending, size, skipping = [], 0, True
-                    yield number, None
+                    yield number, None, 1
             continue
-        if skipping:
-            skipping = False
-        elif size + first > max_line:
-            yield number, None
-        else:
-            pending.append(chunk[:first])
-            yield number, b"".join(pending)
-        number += 1
-        pending, size = [], 0
         last = chunk.rfind(b"\n")
-        if last > first:
-            body = chunk[first + 1 : last]
-            if len(body) <= max_line:
-                yield number, body
-                number += body.count(b"\n") + 1
-            else:  # a chunk larger than the line limit: look at its lines one by one
-                for line in body.split(b"\n"):
-                    yield number, (line if len(line) <= max_line else None)
-                    number += 1
+        segment: bytes | None = None
+        if skipping or size + first > max_line:
+            if not skipping:
+                yield number, None, 1
+            skipping = False
+            number += 1
+            if last > first:
+                segment = chunk[first + 1 : last]
+        else:  # the pending line ends here: it leads this chunk's segment
+            pending.append(chunk[:last])
+            segment = b"".join(pending)
+        if segment is not None:
+            count = segment.count(b"\n") + 1
+            if len(chunk) <= max_line:  # then no line of the segment can be over the limit
+                yield number, segment, count
+            else:
+                for offset, line in enumerate(segment.split(b"\n")):
+                    yield number + offset, (line if len(line) <= max_line else None), 1
+            number += count
+        pending, size = [], 0
         tail = chunk[last + 1 :]
         if len(tail) > max_line:
             skipping = True
-            yield number, None
+            yield number, None, 1
         elif tail:
             pending, size = [tail], len(tail)
     if pending and not skipping:
-        yield number, b"".join(pending)
+        yield number, b"".join(pending), 1
+
+
+def prefetched(items: Iterator[T], depth: int = PREFETCH_CHUNKS) -> Generator[T, None, None]:
+    """`items`, produced by a background thread at most `depth` items ahead, so reading S3 (which waits on the
+    network, without the GIL) overlaps parsing. An exception in the producer is raised here; closing this
+    generator stops the producer at its next item."""
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer("item", item):
+                    return
+            offer("done", None)
+        except BaseException as error:  # handed to the consumer, which raises it
+            offer("error", error)
+
+    worker = threading.Thread(target=produce, name="capture-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = slots.get()
+            if kind == "item":
+                yield value
+            elif kind == "done":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
 
 
 # ---------------------------------------------------------------------------------------- canonical layouts
@@ -145,12 +192,12 @@ class CaptureReader:
     def read(self, key: str, chunks: Iterable[bytes]) -> None:
         """One capture file, from its chunks (e.g. `body.iter_chunks(CHUNK_BYTES)`)."""
         self._key = key
-        for number, raw in segments(chunks):
+        for number, raw, count in segments(chunks):
             if raw is None:
                 self.records += 1
                 self._refuse(number, f"record longer than {MAX_RECORD_BYTES} bytes")
             else:
-                self._segment(number, raw)
+                self._segment(number, raw, count)
 
     def _refuse(self, number: int, problem: str) -> None:
         self.unparseable += 1
@@ -159,22 +206,23 @@ class CaptureReader:
 
     # ------------------------------------------------------------------------------------ fast, by chunk
 
-    def _segment(self, number: int, raw: bytes) -> None:
-        if self._fast(raw, number):
+    def _segment(self, number: int, raw: bytes, count: int) -> None:
+        """`count` complete lines: read at once if they are canonical, else halved until the odd ones are alone."""
+        if self._fast(raw, number, count):
             return
         lines = raw.split(b"\n")
-        if len(lines) <= _SMALL:
+        if count <= _SMALL:
             for offset, line in enumerate(lines):
-                if not self._fast(line, number + offset):
+                if not self._fast(line, number + offset, 1):
                     self._line(number + offset, line)
             return
-        half = len(lines) // 2
-        self._segment(number, b"\n".join(lines[:half]))
-        self._segment(number + half, b"\n".join(lines[half:]))
+        half = count // 2
+        self._segment(number, b"\n".join(lines[:half]), half)
+        self._segment(number + half, b"\n".join(lines[half:]), count - half)
 
-    def _fast(self, raw: bytes, number: int) -> bool:
-        """Reads `raw` (complete lines) when every line is canonical; False (nothing read) otherwise."""
-        if b"\\" in raw or len(raw.translate(None, _CONTROL)) != len(raw):
+    def _fast(self, raw: bytes, number: int, count: int) -> bool:
+        """Reads `raw` (`count` complete lines) when every line is canonical; False (nothing read) otherwise."""
+        if len(raw.translate(None, _UNSAFE)) != len(raw):
             return False
         try:
             text = raw.decode("utf-8")
@@ -184,7 +232,6 @@ class CaptureReader:
         layout = LAYOUTS.get(tuple((text if end < 0 else text[:end]).split('"')[0::2]))
         if layout is None:
             return False
-        count = text.count("\n") + 1
         parts = text.split('"')
         q = layout.quotes
         if len(parts) != count * q + 1 or parts[0] != "{" or parts[-1] != "}":

@@ -35,6 +35,7 @@ from lambdas.shared.drift import (
 )
 
 MEMO_SIZE: Final = 4096  # distinct cell texts remembered per feature (an Adult-like schema: ~4 MB in all)
+MEMO_TEXT_CHARS: Final = 64  # longer texts are read each time: the memo stays small whatever cells hold
 REFUSED: Final = -1
 _BATCH_MIN: Final = 64  # distinct unknown texts worth reading together
 # Characters of a CSV cell that float() reads exactly like the contract's decimal grammar (no spaces, `_`,
@@ -72,7 +73,6 @@ class FeatureCounts:
         self.missing_slot = self.size - 1
         self.counts = [0] * self.size
         self.memo: dict[str, int] = {}
-        self.problems: dict[str, str] = {}  # refused text -> why (bounded like the memo)
 
     def slot(self, value: Cell) -> int:
         if value is None:
@@ -82,19 +82,24 @@ class FeatureCounts:
         return bisect.bisect_right(self.edges, value)
 
     def text_slot(self, parser: RowParser, text: str) -> int:
-        """The slot of one CSV cell text, or REFUSED (the reason kept in `problems`)."""
+        """The slot of one CSV cell text, or REFUSED."""
         slot = self.memo.get(text)
         if slot is not None:
             return slot
         try:
             slot = self.slot(parser.csv_cell(self.index, text))
-        except CaptureParseError as error:
+        except CaptureParseError:
             slot = REFUSED
-            if len(self.problems) < MEMO_SIZE:
-                self.problems[text] = str(error)
-        if len(self.memo) < MEMO_SIZE:
+        if len(self.memo) < MEMO_SIZE and len(text) <= MEMO_TEXT_CHARS:
             self.memo[text] = slot
         return slot
+
+    def why_refused(self, parser: RowParser, text: str) -> str:
+        try:
+            parser.csv_cell(self.index, text)
+        except CaptureParseError as error:
+            return str(error)
+        return f"{self.name}: {text[:40]!r} is refused"  # never: only refused texts are asked about
 
     def count_texts(self, parser: RowParser, column: Sequence[str]) -> tuple[list[int], set[str]]:
         """(counts per slot, refused texts) of one column of CSV cells."""
@@ -118,10 +123,14 @@ class FeatureCounts:
                         counts[position] += count
                 room = MEMO_SIZE - len(memo)
                 if room > 0:
-                    memo.update(zip(unknown[:room], positions[:room], strict=True))
+                    pairs = zip(unknown[:room], positions[:room], strict=True)
+                    memo.update((text, position) for text, position in pairs if len(text) <= MEMO_TEXT_CHARS)
                 texts = distinct.keys() - set(unknown)
+        known = self.memo.get
         for text in texts:
-            slot = self.text_slot(parser, text)
+            slot = known(text)
+            if slot is None:
+                slot = self.text_slot(parser, text)
             if slot == REFUSED:
                 refused.add(text)
             else:
@@ -210,7 +219,7 @@ class Tally:
             feature = self.features[j]
             for i, text in enumerate(column):
                 if text in texts and i not in problems:
-                    problems[i] = feature.problems.get(text) or f"{feature.name}: {text[:40]!r} is refused"
+                    problems[i] = feature.why_refused(self.parser, text)
         if not atomic:
             kept = [line for i, line in enumerate(lines) if i not in problems]
             self.add_csv_lines(kept)  # every distinct text left is known good: no row is refused twice

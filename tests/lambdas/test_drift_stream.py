@@ -24,7 +24,7 @@ from contract.data import parse_schema, request_csv_cell
 from lambdas.drift_monitor import logic
 from lambdas.drift_monitor.records import CaptureParseError, RowParser, parse_capture_record
 from lambdas.drift_monitor.stream import CHUNK_BYTES, MAX_RECORD_BYTES, CaptureReader, segments
-from lambdas.drift_monitor.tally import Tally, _plain_numbers
+from lambdas.drift_monitor.tally import MEMO_SIZE, MEMO_TEXT_CHARS, Tally, _plain_numbers
 from lambdas.shared import runs
 from lambdas.shared.drift import EPSILON, OTHER
 from tests.lambdas.fixtures import BASELINE, DATA_BUCKET, EVENTS, RUNS_TABLE, SCHEMA, Aws, aws_client, sample_rows
@@ -372,7 +372,8 @@ def test_segments_give_every_line_once_with_its_number(data: bytes, chunk: int, 
     pieces = (data[i : i + chunk] for i in range(0, len(data), chunk))
     # WHEN they are segmented
     got: list[tuple[int, bytes | None]] = []
-    for number, raw in segments(pieces, limit):
+    for number, raw, count in segments(pieces, limit):
+        assert raw is None or raw.count(b"\n") + 1 == count
         got.extend([(number, None)] if raw is None else [(number + i, line) for i, line in enumerate(raw.split(b"\n"))])
     # THEN each line comes once, numbered from 1, or None when it is over the limit
     lines = data.split(b"\n")
@@ -403,3 +404,16 @@ def test_a_line_broken_anywhere_among_canonical_lines_is_read_as_json_loads_read
         reader = read(data)
         records, unparseable, rows = reference(lines)
         assert (reader.records, reader.unparseable, reader.tally.rows) == (records, unparseable, len(rows)), bad
+
+
+def test_the_memo_of_cell_texts_stays_small_whatever_the_cells_hold() -> None:
+    # GIVEN rows whose cells are all distinct, some of them long (numbers padded with zeros, unknown names)
+    tally = Tally(SPEC, BASELINE)
+    lines = [f"{'0' * (i % 200)}{i % 90},Name{'x' * (i % 300)}{i},{i % 60},{i % 12}" for i in range(3 * MEMO_SIZE)]
+    # WHEN they are counted
+    refused = tally.add_csv_lines(lines)
+    # THEN every row counts, and each feature remembers at most MEMO_SIZE texts of at most MEMO_TEXT_CHARS
+    assert refused == [] and tally.rows == len(lines)
+    for feature in tally.features:
+        assert len(feature.memo) <= MEMO_SIZE
+        assert all(len(text) <= MEMO_TEXT_CHARS for text in feature.memo)

@@ -29,17 +29,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from config.settings import StageConfig
+from config.settings import StageConfig, retrain_policy_document, training_spec_fields
 from lambdas.shared import contract as c
 from lambdas.shared.events import TERMINAL_TRAINING_STATES, TERMINAL_TUNING_STATES
-from lambdas.shared.jobspec import (
-    DEFAULT_HYPERPARAMETERS,
-    EndpointSettings,
-    ParameterRange,
-    TrainingSpecSettings,
-    TuningSettings,
-    VpcSettings,
-)
+from lambdas.shared.jobspec import TrainingSpecSettings, VpcSettings
 from stacks.constructs.glue_function import GlueFunction, encrypted_queue
 from stacks.constructs.guardrails import SageMakerGuardrails
 from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE
@@ -148,81 +141,38 @@ def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any
 def training_settings(
     config: StageConfig, model: ModelFacts, partition: str, network: PrivateNetwork | None = None
 ) -> TrainingSpecSettings:
-    """The job-spec settings the Lambdas build every SageMaker request from (sentinel account and key)."""
-    app, stage, t, e = config.app_name, config.stage, config.training, config.endpoint
+    """The job-spec settings the Lambdas build every SageMaker request from (sentinel account and key).
+
+    What the stage decides comes from config.settings.training_spec_fields, the values synth already ran through
+    the functions' parsers; this adds only the names, ARNs and URIs the stacks know.
+    """
+    app, stage = config.app_name, config.stage
     models = f"{app}-{stage}-models-{_SENTINEL_ACCOUNT}-{config.region}"
     return TrainingSpecSettings(
-        job_name_prefix=c.job_name_prefix(app, stage),
         image_uri=model.image_uri,
         role_arn=f"arn:{partition}:iam::{_SENTINEL_ACCOUNT}:role/{model.execution_role_name}",
-        region=config.region,
         data_bucket=f"{app}-{stage}-data-{_SENTINEL_ACCOUNT}-{config.region}",
         model_bucket=models,
         source_dir_s3_uri=f"s3://{models}/{c.PREFIX_CODE}{model.sourcedir_name}",
         kms_key_arn=f"arn:{partition}:kms:{config.region}:{_SENTINEL_ACCOUNT}:key/{_SENTINEL_KEY_ID}",
-        objective=t.objective,
         train_prefix=c.PREFIX_TRAIN,
         validation_prefix=c.PREFIX_VALIDATION,
         test_prefix=c.PREFIX_TEST,
         model_output_prefix=c.PREFIX_TRAINING_OUTPUT,
-        instance_type=t.instance_type,
-        instance_count=t.instance_count,
-        volume_size_gb=t.volume_size_gb,
-        max_runtime_seconds=t.max_runtime_s,
-        use_spot=t.use_spot,
-        max_wait_seconds=t.max_wait_s if t.use_spot else None,
-        checkpoint_s3_uri=f"s3://{models}/{c.PREFIX_CHECKPOINTS}" if t.use_spot else None,
-        hyperparameters={**DEFAULT_HYPERPARAMETERS, **t.hyperparameters},
+        checkpoint_s3_uri=f"s3://{models}/{c.PREFIX_CHECKPOINTS}" if config.training.use_spot else None,
         vpc=VpcSettings(
             subnet_ids=_SENTINEL_SUBNETS[: len(network.subnet_ids)],
             security_group_ids=_SENTINEL_GROUPS[: len(network.security_group_ids)],
         )
         if network
         else None,
-        enable_network_isolation=True,
-        encrypt_inter_container_traffic=True,
-        tags={"project": app, "stage": stage},
-        tuning=TuningSettings(
-            enabled=t.tuning.enabled,
-            max_jobs=t.tuning.max_jobs,
-            max_parallel_jobs=t.tuning.max_parallel_jobs,
-            ranges=tuple(ParameterRange.from_bounds(n, lo, hi) for n, (lo, hi) in t.tuning.ranges.items()),
-        ),
-        endpoint=EndpointSettings(
-            variant_name=c.VARIANT_NAME,
-            instance_type=e.instance_type,
-            initial_instance_count=e.initial_instance_count,
-            serverless_memory_mb=e.serverless_memory_mb if e.serverless else None,
-            serverless_max_concurrency=e.serverless_max_concurrency,
-            capture_enabled=not e.serverless,
-            capture_sampling_percent=e.data_capture_sampling_percent,
-            capture_prefix=c.PREFIX_CAPTURE,
-            canary_percent=e.canary_percent,
-            wait_interval_seconds=e.canary_wait_s,
-            termination_wait_seconds=e.termination_wait_s,
-            max_execution_timeout_seconds=e.deployment_timeout_s,
-            rollback_alarm_names=tuple(c.alarm_name(app, stage, c.ENDPOINT_ALARMS[k]) for k in c.ROLLBACK_ALARM_KEYS),
-        ),
+        **training_spec_fields(config),
     )
 
 
 def retrain_policy(config: StageConfig) -> dict[str, Any]:
-    r, t = config.retraining, config.training
-    job_seconds = t.max_wait_s if t.use_spot else t.max_runtime_s
-    if t.tuning.enabled:
-        # A tuning job runs its children in waves of max_parallel_jobs.
-        job_seconds *= -(-t.tuning.max_jobs // t.tuning.max_parallel_jobs)
-    return {
-        "min_interval_minutes": r.min_interval_minutes,
-        "daily_cap": r.daily_cap,
-        "metric_floor": r.metric_floor,
-        "tolerance": r.tolerance,
-        "max_file_bytes": r.max_file_mb * 1024 * 1024,
-        "drift_psi_threshold": r.drift_psi_threshold,
-        "rollback_on_alarm": r.rollback_on_alarm,
-        # The lock outlives the longest possible run, so a lost "finished" event cannot wedge retraining forever.
-        "lock_ttl_seconds": job_seconds + 3600,
-    }
+    """RETRAIN_POLICY as the functions receive it: config.settings.retrain_policy_document, the one builder."""
+    return retrain_policy_document(config)
 
 
 class RetrainingStack(Stack):

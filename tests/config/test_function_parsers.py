@@ -272,14 +272,23 @@ def test_the_policy_written_for_any_valid_stage_is_one_the_functions_accept(
         ("dev", {"endpoint": {"serverless": True}, "network": {"enabled": False}, "notebook": {"enabled": False}}),
     ],
 )
-def test_the_retraining_stack_writes_what_synth_checked(stage: str, overrides: dict[str, Any]) -> None:
-    # GIVEN a stage config and what the Retraining stack builds from it today
+def test_the_retraining_stack_writes_what_synth_checked(
+    stage: str, overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stage config, and config.settings' builders marked so that what comes from them can be told apart
+    import stacks.retraining_stack as stack
     from stacks.retraining_stack import ModelFacts, retrain_policy, training_settings
 
     cfg = load_config(stage, operator_email="ops@example.com", overrides=overrides)
     facts = ModelFacts("img:1", f"sagecycle-{stage}-sagemaker-execution", "sourcedir-0.tar.gz", "/p", "group")
+    fields = {**training_spec_fields(cfg), "tags": {**training_spec_fields(cfg)["tags"], "built-by": "config"}}
+    policy = {**retrain_policy_document(cfg), "lock_ttl_seconds": retrain_policy_document(cfg)["lock_ttl_seconds"] + 1}
+    monkeypatch.setattr(stack, "training_spec_fields", lambda c: fields if c is cfg else pytest.fail("other config"))
+    monkeypatch.setattr(stack, "retrain_policy_document", lambda c: policy if c is cfg else pytest.fail("other config"))
+    # WHEN the Retraining stack builds what the functions receive
     written = training_settings(cfg, facts, "aws")
-    # THEN the values the functions get are the ones synth ran through their parsers
-    assert retrain_policy(cfg) == retrain_policy_document(cfg)
-    for name, value in training_spec_fields(cfg).items():
+    # THEN every stage-decided value is config.settings' own (synth ran it through the functions' parsers)
+    for name, value in fields.items():
         assert getattr(written, name) == value, name
+    # AND RETRAIN_POLICY is config.settings' document itself, not a copy computed beside it
+    assert retrain_policy(cfg) is policy

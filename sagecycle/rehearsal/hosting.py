@@ -17,6 +17,8 @@ made through the local AWS leave the endpoint `Creating` / `Updating` and hand t
   one in ALARM, or MaximumExecutionTimeoutInSeconds passing, rolls the traffic back to the blue fleet and stops the
   green one; DescribeEndpoint then says InService on the old config with the FailureReason. Without a
   DeploymentConfig the update is all at once with no baking, as SageMaker's default.
+- An endpoint already InService when the hosting registered (made by plain moto before it) is adopted: the first
+  `reconcile()` starts its fleet, so every InService endpoint is served by real processes.
 - Each step emits the documented events through `emit` ("SageMaker Endpoint State Change", "SageMaker Endpoint
   Deployment State Change" with the PendingDeploymentSummary and VariantStatus) and records the timeline.
 
@@ -36,6 +38,7 @@ metrics reach S3 and CloudWatch when `flush()` runs (each `reconcile()` and `clo
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import http.client
@@ -300,6 +303,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         self._thread = threading.Thread(target=self._server.serve_forever, name="sagemaker-runtime", daemon=True)
         self._thread.start()
         self.runtime_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        atexit.register(self.close)  # no serving process outlives the interpreter, even without close()
 
     # ------------------------------------------------------------------------------------------- manager
 
@@ -321,6 +325,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         (starting serving processes waits for their health check, in wall time), then every deployment's traffic
         shift, baking, rollback or completion; then flushes capture and metrics."""
         while True:
+            self._adopt()
             while (request := self._next_request()) is not None:
                 self._handle(request)
             for state in list(self._endpoints.values()):
@@ -330,6 +335,35 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
                 if not self._requests:
                     break
         self.flush()
+
+    def _adopt(self) -> None:
+        """Endpoints already InService when this hosting started (made before it registered) get their fleets."""
+        with LOCK:
+            endpoints = backend(self.account, self.region).endpoints
+            found = [(n, e.endpoint_config_name) for n, e in endpoints.items() if e.endpoint_status == "InService"]
+        with self._lock:
+            pending = {r.endpoint_name for r in self._requests}
+            found = [(n, c) for n, c in found if n not in self._endpoints and n not in pending]
+        for name, config in found:
+            self.timeline.record("endpoint.adopted", f"{name}: InService before the hosting; starting {config}")
+            try:
+                fleet = self._start_fleet(name, config)
+            except EndpointStartError as e:
+                self._fail(name, str(e))
+                continue
+            with self._lock:
+                self._endpoints[name] = EndpointState(name=name, blue=fleet)
+            self._record_traffic(name)
+
+    def _fail(self, name: str, reason: str) -> None:
+        with LOCK:
+            endpoint = self._moto_endpoint(name)
+            if endpoint is not None:
+                endpoint.endpoint_status = "Failed"
+                endpoint.failure_reason = reason
+                endpoint.last_modified_time = naive_utc(self.clock.now())
+        self.timeline.record("endpoint.failed", f"{name}: {reason}", endpoint=name, reason=reason)
+        self._emit("SageMaker Endpoint State Change", name)
 
     def _next_request(self) -> EndpointRequest | None:
         with self._lock:
@@ -370,6 +404,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self.close)
         unregister_endpoint_manager(self.account, self.region, self)
         self._server.shutdown()
         self._server.server_close()
@@ -414,14 +449,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         try:
             fleet = self._start_fleet(name, request.endpoint_config_name)
         except EndpointStartError as e:
-            with LOCK:
-                endpoint = self._moto_endpoint(name)
-                if endpoint is not None:
-                    endpoint.endpoint_status = "Failed"
-                    endpoint.failure_reason = str(e)
-                    endpoint.last_modified_time = naive_utc(self.clock.now())
-            self.timeline.record("endpoint.failed", f"{name}: {e}", endpoint=name, reason=str(e))
-            self._emit("SageMaker Endpoint State Change", name)
+            self._fail(name, str(e))
             return
         with self._lock:
             self._endpoints[name] = EndpointState(name=name, blue=fleet)
@@ -480,8 +508,13 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
             routing=deployment.routing,
         )
         self._emit("SageMaker Endpoint State Change", name)
-        if state is None:  # an endpoint this hosting never started (created before it): nothing serves it yet
-            state = self._endpoints.setdefault(name, EndpointState(name=name))
+        if state is None:  # made before this hosting registered: its current fleet starts first
+            state = EndpointState(name=name)
+            if request.previous_config_name:
+                with contextlib.suppress(EndpointStartError):
+                    state.blue = self._start_fleet(name, request.previous_config_name)
+            with self._lock:
+                self._endpoints[name] = state
         state.deployment = deployment
         counts = self._config_counts(request.endpoint_config_name)
         self._variant_status(name, "Creating", f"Launching {sum(counts.values())} instance(s).")

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from sagecycle.rehearsal.hosting import HEALTH_CHECK_FAILURE
+from sagecycle.rehearsal.hosting import ACCOUNT, HEALTH_CHECK_FAILURE
+from sagecycle.rehearsal.moto_sagemaker import register_endpoint_manager, unregister_endpoint_manager
 
 pytest.register_assert_rewrite("tests.rehearsal.conftest_hosting")  # before the import below: it is a plugin too
 
-from tests.rehearsal.conftest_hosting import DATA_BUCKET, ROW, HostingStage  # noqa: E402
+from tests.rehearsal.conftest_hosting import DATA_BUCKET, REGION, ROW, HostingStage  # noqa: E402
 
 pytest_plugins = ["tests.rehearsal.conftest_hosting"]
 
@@ -242,3 +243,20 @@ def test_variants_share_the_traffic_by_weight_and_target_variant_picks_one(hosti
     assert 120 <= served["A"] <= 180 and served["A"] + served["B"] == 200
     # AND a request naming its variant reaches that variant only
     assert {a["InvokedProductionVariant"] for a in stage.invoke("ep", 5, TargetVariant="B")} == {"B"}
+
+
+def test_an_endpoint_made_before_the_hosting_is_adopted_and_served(hosting_stage: HostingStage) -> None:
+    stage = hosting_stage
+    # GIVEN an endpoint created while no hosting was registered (plain moto: InService at once, nothing serving)
+    stage.config("cfg-blue", {"AllTraffic": (stage.model("m-blue", "blue"), 1.0)})
+    unregister_endpoint_manager(ACCOUNT, REGION, stage.hosting)
+    try:
+        stage.sagemaker.create_endpoint(EndpointName="ep", EndpointConfigName="cfg-blue")
+    finally:
+        register_endpoint_manager(ACCOUNT, REGION, stage.hosting)
+    assert stage.status("ep") == "InService" and stage.hosting.processes() == []
+    # WHEN the hosting reconciles
+    stage.hosting.reconcile()
+    # THEN its variant runs and answers
+    assert [p.config for p in stage.hosting.processes()] == ["cfg-blue"]
+    assert stage.invoke("ep", 1)[0]["InvokedProductionVariant"] == "AllTraffic"

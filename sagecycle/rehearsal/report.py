@@ -33,7 +33,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,6 +41,7 @@ import matplotlib
 import matplotlib.dates as mdates
 import numpy as np
 from cycler import cycler
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -72,21 +73,38 @@ SECTIONS: Final = (
 KIND_GROUPS: Final = (
     ("scenario", ("step.started", "step.finished"), "#94a3b8"),
     ("data", ("s3.put", "quarantine"), "#0891b2"),
-    ("events and glue", ("event", "rule.match", "lambda.invoke", "sqs.batch", "sns.notice"), "#7c3aed"),
+    (
+        "events and glue",
+        (
+            "event",
+            "schedule",
+            "rule.match",
+            "rule.delivery_failed",
+            "sqs.batch",
+            "lambda.invoke",
+            "lambda.discarded",
+            "lambda.dead_letter",
+            "sns.notice",
+        ),
+        "#7c3aed",
+    ),
     ("training", ("training.started", "training.completed", "training.failed"), "#ea580c"),
     (
         "hosting",
         (
+            "endpoint.adopted",
             "endpoint.creating",
             "endpoint.updating",
             "endpoint.canary",
             "endpoint.in_service",
             "endpoint.rolled_back",
             "endpoint.failed",
+            "endpoint.health_check_failed",
+            "endpoint.deleted",
         ),
         "#2563eb",
     ),
-    ("monitoring", ("alarm.state", "traffic", "drift.metric"), "#0d9488"),
+    ("monitoring", ("alarm.state", "alarm.action_skipped", "traffic", "drift.metric"), "#0d9488"),
     ("decisions", ("promote.decision", "champion.changed"), "#ca8a04"),
 )
 OTHER_KIND_COLOUR: Final = "#6b7280"
@@ -104,6 +122,7 @@ BLUE, ORANGE, GREEN, RED, PURPLE, TEAL, AMBER, GREY = (
 PALETTE: Final = (BLUE, ORANGE, GREEN, PURPLE, TEAL, AMBER, "#db2777", "#4b5563")
 ROLE_COLOURS: Final = {"initial": BLUE, "retrained": GREEN, "faulty": RED}
 DPI: Final = 144
+MAX_EVENT_ROWS: Final = 2000  # the page stays light; timeline.json keeps every event
 WIDTH: Final = 9.6  # inches: at 96 CSS px per inch, the page's text column (59rem); DPI 144 keeps HiDPI screens crisp
 STYLE: Final[dict[str, Any]] = {
     "font.size": 9.5,
@@ -201,9 +220,10 @@ def _time(value: Any, where: str) -> datetime:
     if not isinstance(value, str):
         raise ReportError(f"{where}: expected an ISO 8601 time, found {type(value).__name__}")
     try:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
     except ValueError as error:
         raise ReportError(f"{where}: {value!r} is not an ISO 8601 time") from error
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # the rehearsal's clock is UTC
 
 
 def _task_of(doc: dict[str, Any], models: list[dict[str, Any]]) -> str:
@@ -912,16 +932,52 @@ def _canary(run: Run) -> str:
                        colors=[run.model_colour(m) for m in models])  # fmt: skip
         canary = float(deployment["canary_percent"])
         axis.axhline(canary, color="#111827", ls="--", lw=1, label=f"canary size {canary:g} %")
+        configured = _configured_shares(run, start, end)
+        if configured:
+            axis.step(_dates(configured[0]), configured[1], where="post", color="#111827", lw=1.6,
+                      label="configured share of the new fleet",
+                      path_effects=[patheffects.withStroke(linewidth=3.6, foreground="white")])  # fmt: skip
         axis.set(ylim=(0, 100), ylabel="share of requests (%)")
         axis.grid(axis="x", visible=False)
         _time_axis(axis)
         axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7.5)
     caption = (
-        "For each blue/green update, the share of requests each fleet answered, from the recorded invocations. "
-        "During the canary the new fleet should carry about the dashed canary size; a successful update then "
-        "moves all traffic to it, a rollback moves it all back to the old fleet."
+        "For each blue/green update, the share of requests each fleet answered (the coloured areas, from the "
+        "recorded invocations) against the share the hosting gave the new fleet (the solid line, from its traffic "
+        "records, where the timeline has them). During the canary the new fleet should carry about the dashed canary "
+        "size; a successful update then moves all traffic to it, a rollback moves it all back to the old fleet."
     )
     return _img(figure, "traffic split during each canary", caption)
+
+
+def _configured_shares(run: Run, start: datetime, end: datetime) -> tuple[list[datetime], list[float]] | None:
+    """The new fleet's configured share (%) over [start, end], from the hosting's "traffic" events (data.routes).
+
+    The old fleet is what the last traffic record before `start` routed to (else the heaviest route at the start);
+    every other model in the window is new.
+    """
+    routed = [e for e in run.events if e["kind"] == "traffic" and isinstance((e.get("data") or {}).get("routes"), list)]
+    inside = [e for e in routed if start <= e["_t"] <= end]
+    if not inside:
+        return None
+
+    def weights(event: dict[str, Any]) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for route in event["data"]["routes"]:
+            if isinstance(route, dict) and isinstance(route.get("weight"), (int, float)):
+                out[str(route.get("model"))] += float(route["weight"])
+        return out
+
+    before = [e for e in routed if e["_t"] < start]
+    first = weights(inside[0])
+    old = set(weights(before[-1])) if before else ({max(first, key=lambda m: first[m])} if first else set())
+    times, shares = [], []
+    for event in inside:
+        current = weights(event)
+        total = sum(current.values())
+        times.append(event["_t"])
+        shares.append(100 * sum(v for m, v in current.items() if m not in old) / total if total else 0.0)
+    return [*times, end], [*shares, shares[-1]]
 
 
 def _latency(run: Run) -> str:
@@ -1032,13 +1088,22 @@ def _unrehearsed(run: Run) -> str:
 def _events(run: Run) -> str:
     if not run.events:
         return _note("No events recorded.")
+    shown = run.events[:MAX_EVENT_ROWS]
     rows = [
         [esc(_clock(e["_t"])), esc(e.get("step")), f"<code>{esc(e['kind'])}</code>", esc(e.get("summary"))]
-        for e in run.events
+        for e in shown
     ]
+    more = (
+        f'<p class="muted">The first {len(shown):,} of {len(run.events):,}; {TIMELINE_FILE} beside this page holds '
+        "every one.</p>"
+        if len(shown) < len(run.events)
+        else ""
+    )
+    what = f"All {len(run.events):,} events" if not more else f"The first {len(shown):,} events"
     return (
-        f"<details><summary>All {len(run.events):,} events from {TIMELINE_FILE}</summary>"
+        f"<details><summary>{what} from {TIMELINE_FILE}</summary>"
         + _table(["time", "step", "kind", "summary"], rows, cls="events")
+        + more
         + "</details>"
     )
 
@@ -1195,7 +1260,8 @@ def render(run: Run) -> str:
     span = ""
     if run.events:
         first, last = run.events[0]["_t"], run.events[-1]["_t"]
-        span = f" Simulated time {first:%Y-%m-%d %H:%M} to {last:%H:%M} UTC."
+        until = f"{last:%H:%M}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M}"
+        span = f" Simulated time {first:%Y-%m-%d %H:%M} to {until} UTC."
     title = f"Rehearsal: {target} ({run.task})" if target else f"Rehearsal ({run.task})"
     lede = (
         f"The whole life of an XGBoost model ({esc(objective)}{f', target {esc(target)}' if target else ''}) on a "

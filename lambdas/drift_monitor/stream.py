@@ -4,8 +4,10 @@ Reading:
 - an S3 body is read in CHUNK_BYTES chunks (`StreamingBody.iter_chunks`), never whole;
 - a line (one record) may be at most MAX_RECORD_BYTES: SageMaker's real-time payload limit is 6 MB each way,
   so a record holding a 6 MB request and its response base64-encoded stays under it. A longer line is
-  counted as one unparseable record and skipped to its newline without being buffered;
-- lines are split at "\\n" only (JSON Lines); blank lines are not records.
+  counted as one unparseable record and skipped to its newline, holding no more than the limit of it;
+- lines are split at "\\n" only (JSON Lines); blank lines are not records;
+- a background thread fetches up to PREFETCH_CHUNKS chunks ahead (`prefetched`), so waiting on S3 overlaps
+  parsing; memory stays PREFETCH_CHUNKS x CHUNK_BYTES for it.
 
 Parsing, in one pass per chunk:
 - the fast path reads a whole chunk of lines at once when each line has one of the canonical layouts

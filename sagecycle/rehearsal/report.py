@@ -1020,7 +1020,7 @@ def _latency(run: Run) -> str:
                      marker="x", s=30, color=RED, lw=1.3, label=f"5xx answers ({len(failed)})", zorder=4)  # fmt: skip
     if latencies and min(latencies) > 0 and max(latencies) / min(latencies) > 50:
         axis.set_yscale("log")
-    axis.set_ylabel("model latency (ms)")
+    axis.set_ylabel("latency per request (ms)")
     axis.set_xlim(-0.5, len(invocations) - 0.5)
     axis.grid(axis="x", visible=False)
     ticks = np.linspace(0, len(invocations) - 1, 8).round().astype(int).tolist()

@@ -14,12 +14,18 @@ PYTEST_ARGS ?=
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@echo "set-up: Python packages into .venv/ (AWS CDK, cdk-nag, boto3, moto, xgboost, pandas, the SageMaker"
+	@echo "        inference toolkit, ...). The first time this downloads about 400 MB and takes 3-6 minutes;"
+	@echo "        later runs skip it until pyproject.toml changes."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	set -o pipefail; $(BIN)/python -m pip install --progress-bar off -e '.[dev]' \
+		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; } \
+		| sed -u -e 's/^Collecting /  + /' -e 's/^Successfully installed/  installed:/' | cut -c1-110
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
+	@echo "set-up: the AWS CDK CLI and Node 22 into node_modules/ (about 150 MB, under a minute)."
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -42,8 +48,10 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## Synthesize a stage: `make synth STAGE=prod OPERATOR_EMAIL=ops@example.com CONFIG_OVERRIDES='{"endpoint": {"max_capacity": 4}}'`.
 synth: setup
-	$(CDK) synth --quiet -c stage=$(STAGE)
+	$(CDK) synth --quiet -c stage=$(STAGE) $(if $(OPERATOR_EMAIL),-c operator_email=$(OPERATOR_EMAIL)) \
+		$(if $(CONFIG_OVERRIDES),-c config_overrides='$(CONFIG_OVERRIDES)')
 
 diff: setup
 	$(CDK) diff -c stage=$(STAGE)

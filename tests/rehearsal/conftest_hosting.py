@@ -4,6 +4,7 @@ S3, and a `LocalHosting` on a compressed clock. Tests import the fixtures they u
 from __future__ import annotations
 
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,13 +40,18 @@ def local_aws() -> Iterator[LocalAws]:
 
 @pytest.fixture(scope="session")
 def model_tars(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """model.tar.gz files as training jobs leave them: two servable models, and one without code/."""
+    """model.tar.gz files as training jobs leave them: two servable models, one whose every prediction fails
+    (a 500 from the container), and one without code/."""
     root = tmp_path_factory.mktemp("models")
     built = {
         "blue": build_model_dir(root / "blue", "binary", n_rounds=10),
         "green": build_model_dir(root / "green", "binary", n_rounds=12),
         "no-code": build_model_dir(root / "no-code", "binary", n_rounds=10, with_code=False),
+        "faulty": build_model_dir(root / "faulty", "binary", n_rounds=12),
     }
+    # The faulty candidate starts and answers /ping, but every prediction fails: the container answers 500.
+    with (built["faulty"] / "code" / "inference.py").open("a", encoding="utf-8") as module:
+        module.write("\n\ndef predict_fn(input_data, model):\n    raise RuntimeError('faulty candidate')\n")
     return {name: make_model_tar(path, root / f"{name}.tar.gz") for name, path in built.items()}
 
 
@@ -123,6 +129,19 @@ class HostingStage:
             self.runtime.invoke_endpoint(EndpointName=endpoint, Body=ROW, ContentType="text/csv", **kwargs)
             for _ in range(n)
         ]
+
+    def invoke_counting_errors(self, endpoint: str, n: int) -> Counter[str]:
+        """`n` requests; counts the answers by error code ("OK" for a success)."""
+        from botocore.exceptions import ClientError
+
+        codes: Counter[str] = Counter()
+        for _ in range(n):
+            try:
+                self.runtime.invoke_endpoint(EndpointName=endpoint, Body=ROW, ContentType="text/csv")
+                codes["OK"] += 1
+            except ClientError as e:
+                codes[str(e.response["Error"]["Code"])] += 1
+        return codes
 
     def kinds(self) -> list[str]:
         return [e["kind"] for e in self.timeline.events]

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from lambdas.shared.events import parse_endpoint_event
 from sagecycle.rehearsal.hosting import ACCOUNT, HEALTH_CHECK_FAILURE
 from sagecycle.rehearsal.moto_sagemaker import register_endpoint_manager, unregister_endpoint_manager
 
@@ -21,6 +23,13 @@ pytest.register_assert_rewrite("tests.rehearsal.conftest_hosting")  # before the
 from tests.rehearsal.conftest_hosting import DATA_BUCKET, REGION, ROW, HostingStage  # noqa: E402
 
 pytest_plugins = ["tests.rehearsal.conftest_hosting"]
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "events" / "aws" / "sagemaker"
+SAMPLES = {
+    "SageMaker Endpoint State Change": json.loads((SAMPLE_DIR / "endpoint_state_change.json").read_text()),
+    "SageMaker Endpoint Deployment State Change": json.loads(
+        (SAMPLE_DIR / "endpoint_deployment_state_change_canary.json").read_text()
+    ),
+}
 
 CANARY = {
     "BlueGreenUpdatePolicy": {
@@ -161,8 +170,8 @@ def test_canary_gets_its_share_and_an_alarm_rolls_it_back(hosting_stage: Hosting
     _alarm(stage)
     # GIVEN an endpoint InService on the blue model
     stage.endpoint_on("ep")
-    # WHEN it is updated to the green model with a 20% canary guarded by an alarm
-    stage.config("cfg-green", {"AllTraffic": (stage.model("m-green", "green"), 1.0)})
+    # WHEN it is updated to a faulty candidate with a 20% canary guarded by an alarm
+    stage.config("cfg-green", {"AllTraffic": (stage.model("m-green", "faulty"), 1.0)})
     stage.sagemaker.update_endpoint(EndpointName="ep", EndpointConfigName="cfg-green", DeploymentConfig=CANARY)
     stage.hosting.reconcile()
     # THEN DescribeEndpoint says Updating, with the pending config baking on the canary
@@ -172,10 +181,15 @@ def test_canary_gets_its_share_and_an_alarm_rolls_it_back(hosting_stage: Hosting
     assert pending["EndpointConfigName"] == "cfg-green"
     assert pending["ProductionVariants"][0]["VariantStatus"][0]["Status"] == "Baking"
     assert stage.events[-1]["detail-type"] == "SageMaker Endpoint Deployment State Change"
-    # AND the canary fleet gets about its share of the traffic
-    stage.invoke("ep", 200)
+    # AND the canary fleet gets about its share of the traffic, every request of it a ModelError
+    answers = stage.invoke_counting_errors("ep", 200)
     served = _configs_served(stage)
     assert 20 <= served["cfg-green"] <= 60 and served["cfg-blue"] == 200 - served["cfg-green"]
+    assert answers == {"OK": served["cfg-blue"], "ModelError": served["cfg-green"]}
+    # AND the variant's 5xx count in CloudWatch is the canary's errors (what the rollback alarm watches)
+    stage.hosting.flush()
+    assert _metric(stage, "Invocation5XXErrors", "Sum")[0]["Sum"] == served["cfg-green"]
+    assert _metric(stage, "Invocations", "Sum")[0]["Sum"] == 200
     # WHEN the alarm goes to ALARM during the wait
     stage.aws.client("cloudwatch").set_alarm_state(AlarmName="ep-5xx", StateValue="ALARM", StateReason="test")
     stage.clock.advance(120)
@@ -227,6 +241,13 @@ def test_canary_without_alarm_shifts_the_rest_and_stops_the_old_fleet_after_the_
         if e["detail-type"] == "SageMaker Endpoint Deployment State Change"
     ]
     assert statuses == ["Creating", "ActivatingTraffic", "Baking", "ActivatingTraffic", "Baking", "Deleting"]
+    # AND every event has the published sample's fields and reads as the functions read it
+    for event in stage.events:
+        sample = SAMPLES[event["detail-type"]]
+        assert set(sample) <= set(event)
+        assert set(sample["detail"]) - {"PendingDeploymentSummary"} <= set(event["detail"])
+        change = parse_endpoint_event(event)
+        assert change.endpoint_name == "ep" and change.status in {"Creating", "Updating", "InService"}
 
 
 def test_variants_share_the_traffic_by_weight_and_target_variant_picks_one(hosting_stage: HostingStage) -> None:

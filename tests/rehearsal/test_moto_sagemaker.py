@@ -201,3 +201,30 @@ def test_training_jobs_stay_in_progress_for_the_manager_with_their_metric_defini
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("InProgress", "Starting")
     assert job["AlgorithmSpecification"]["MetricDefinitions"] == definitions
     assert recorder.jobs == ["job-1"]
+
+
+def test_promote_s_own_calls_are_accepted_and_the_manager_gets_its_deployment_config(
+    sagemaker: Any, recorder: Recorder
+) -> None:
+    from lambdas.shared.jobspec import build_endpoint_config, build_model, build_update_endpoint
+    from sagecycle.rehearsal.moto_sagemaker import LOCK, backend
+    from tests.lambdas.fixtures import SETTINGS
+
+    # GIVEN an endpoint InService on a model and config made exactly as promote makes them
+    for job in ("job-1", "job-2"):
+        sagemaker.create_model(**build_model(SETTINGS, model_name=job, model_data_url=f"s3://b/{job}", run_id=job))
+        sagemaker.create_endpoint_config(
+            **build_endpoint_config(SETTINGS, endpoint_config_name=job, model_name=job, run_id=job)
+        )
+    sagemaker.create_endpoint(EndpointName="ep", EndpointConfigName="job-1")
+    with LOCK:
+        backend(ACCOUNT, REGION).endpoints["ep"].endpoint_status = "InService"
+    # WHEN promote's UpdateEndpoint is sent
+    params = build_update_endpoint(SETTINGS, endpoint_name="ep", endpoint_config_name="job-2", alarm_names=["a-5xx"])
+    sagemaker.update_endpoint(**params)
+    # THEN the endpoint is Updating and the manager has the guardrails and the retained-property choices
+    request = recorder.requests[-1]
+    assert sagemaker.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Updating"
+    assert request.deployment_config == params["DeploymentConfig"]
+    assert request.retain_all_variant_properties is True
+    assert request.exclude_retained_variant_properties == ("DataCaptureConfig",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -12,10 +12,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from config.settings import StageConfig
+from stacks.constructs.glue_function import encrypted_queue
 from stacks.constructs.retention import retention
 from stacks.constructs.secure_bucket import SecureBucket
 from stacks.constructs.security_alarms import SecurityAlarms
@@ -46,21 +46,15 @@ class AuditStack(Stack):
             enforce_ssl=True,
         )
         if config.operator_email:
-            # Notices that cannot be delivered (a bouncing mailbox) wait in an encrypted queue, not nowhere.
-            undelivered = sqs.Queue(
+            # Notices that cannot be delivered (a bouncing mailbox) wait in an encrypted queue, not nowhere, and
+            # alarm like every other dead-letter queue (the alarm's state shows even while the mailbox bounces).
+            undelivered = encrypted_queue(
                 self,
                 "UndeliveredNotices",
-                encryption=sqs.QueueEncryption.KMS,
-                encryption_master_key=log_key,
-                enforce_ssl=True,
-                retention_period=Duration.days(14),
+                key=log_key,
+                topic=self.operator_topic,
+                purpose="the operator e-mail subscription",
             )
-            for rule in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
-                acknowledge(
-                    undelivered.node.default_child,
-                    rule,
-                    "This queue is itself the dead-letter queue of the operator e-mail subscription.",
-                )
             self.operator_topic.add_subscription(
                 subscriptions.EmailSubscription(config.operator_email, dead_letter_queue=undelivered)
             )

@@ -59,6 +59,8 @@ def expected_alarms(config: StageConfig) -> dict[tuple[str, str], Expected]:
             for queue in ("StartTraining", "Ingest", "Promote", "DriftMonitor", "AlarmResponder", "NewData", "Rule")
         },
     }
+    if config.operator_email:  # notices the operators' mailbox refused wait in the subscription's dead-letter queue
+        table[("Audit", "UndeliveredNoticesNotEmpty")] = Expected(GT, 0, 60, 1)
     if not e.serverless:  # instance metrics exist only for instance-backed endpoints
         table |= {
             ("Endpoint", "AlarmsCpu"): Expected(GT, 80, 300, 3, 3),
@@ -150,3 +152,48 @@ def test_the_composite_health_alarm_is_the_only_composite_and_watches_four_alarm
     assert props["AlarmName"] == c.alarm_name("sagecycle", synthesized.config.stage, c.ENDPOINT_ALARMS["unhealthy"])
     rule = str(props["AlarmRule"])
     assert rule.count("ALARM(") == 4 and " OR " in rule
+
+
+def _dead_letter_queues(raw: dict[str, Any]) -> set[str]:
+    """Every queue something sends its failures to: a queue's redrive, a function, a rule target, a subscription."""
+    targets: set[str] = set()
+
+    def walk(value: Any, under_dead_letter: bool) -> None:
+        if isinstance(value, dict):
+            if under_dead_letter and list(value) == ["Fn::GetAtt"] and value["Fn::GetAtt"][1] == "Arn":
+                targets.add(value["Fn::GetAtt"][0])
+            for k, v in value.items():
+                walk(v, under_dead_letter or k in ("RedrivePolicy", "DeadLetterConfig", "deadLetterTargetArn"))
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, under_dead_letter)
+
+    for resource in raw["Resources"].values():
+        walk(resource.get("Properties", {}), False)
+    queues = {k for k, v in raw["Resources"].items() if v["Type"] == "AWS::SQS::Queue"}
+    return targets & queues
+
+
+def test_every_dead_letter_queue_alarms_to_the_operators_when_not_empty(synthesized: Synthesized) -> None:
+    checked = 0
+    for concern in ("Data", "Audit", "Model", "Retraining", "Endpoint", "Network", "Notebook"):
+        raw = synthesized.raw.get(synthesized.config.stack_name(concern))
+        if raw is None:
+            continue
+        alarms = [a["Properties"] for a in raw["Resources"].values() if a["Type"] == "AWS::CloudWatch::Alarm"]
+        # GIVEN every queue of the stack that receives another resource's failures
+        for queue in sorted(_dead_letter_queues(raw)):
+            checked += 1
+            watching = [
+                a
+                for a in alarms
+                if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+                and a.get("Dimensions") == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+            ]
+            # THEN one alarm watches its depth, fires on the first message, and tells the operators
+            assert len(watching) == 1, (concern, queue)
+            (alarm,) = watching
+            assert (alarm["ComparisonOperator"], alarm["Threshold"]) == (GT, 0), (concern, queue)
+            assert alarm.get("AlarmActions"), (concern, queue)
+    # a DLQ per glue function, the new-data queue's, the rules' (and the e-mail subscription's where there is one)
+    assert checked == len(c.FUNCTIONS) + 2 + (1 if synthesized.config.operator_email else 0)

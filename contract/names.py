@@ -17,6 +17,7 @@ METRIC_UNPARSEABLE_RECORDS: Final = "UnparseableCaptureRecords"
 METRIC_CAPTURE_RECORDS: Final = "CaptureRecordsRead"
 METRIC_FILES_ACCEPTED: Final = "FilesAccepted"
 METRIC_FILES_QUARANTINED: Final = "FilesQuarantined"
+METRIC_FILES_MISSING = "FilesMissing"  # ingest: the version named in the event was gone
 METRIC_TRAINING_STARTED: Final = "TrainingJobsStarted"
 METRIC_TRIGGER_SKIPPED: Final = "TriggersSkipped"  # extra dimension "Reason": locked, interval, daily-cap, no-new-data
 METRIC_CANDIDATE_APPROVED: Final = "CandidatesApproved"

@@ -45,7 +45,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -639,10 +638,7 @@ def _libsvm_row(model: Model, line: str, r: int) -> list[float]:
 
 
 def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
+    return data.parse_number(text) is not None  # the contract's number grammar, as every other cell
 
 
 def _json_row(model: Model, row: Any, r: int) -> list[float]:

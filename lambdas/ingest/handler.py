@@ -17,6 +17,7 @@ from lambdas.shared.contract import (
     FUNCTIONS,
     METRIC_DIMENSION,
     METRIC_FILES_ACCEPTED,
+    METRIC_FILES_MISSING,
     METRIC_FILES_QUARANTINED,
     METRIC_NAMESPACE,
 )
@@ -56,7 +57,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             elif outcome.result == "quarantined":
                 metrics.add_metric(name=METRIC_FILES_QUARANTINED, unit=MetricUnit.Count, value=1)
             elif outcome.result == "missing":
-                metrics.add_metric(name=logic.METRIC_FILES_MISSING, unit=MetricUnit.Count, value=1)
+                metrics.add_metric(name=METRIC_FILES_MISSING, unit=MetricUnit.Count, value=1)
         return [f"{o.key}:{o.result}" for o in outcomes]
 
     response = process_partial_response(

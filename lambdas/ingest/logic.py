@@ -79,8 +79,6 @@ MAX_ANNOUNCED_KEYS: Final = 100
 SOURCE: Final = "sagecycle.ingest"
 
 Result = Literal["accepted", "quarantined", "duplicate", "missing", "ignored"]
-# Metric: an event whose object version no longer exists (move to lambdas/shared/contract.py with the others).
-METRIC_FILES_MISSING: Final = "FilesMissing"
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ast
-import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from sagecycle.packaging import build_sourcedir
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "training_scripts"
-CONTAINER_SCRIPTS = ["train.py", "data_io.py", "evaluation.py", "metrics_format.py"]
+CONTAINER_SCRIPTS = ["train.py", "data_io.py", "evaluation.py", "metrics_format.py", "hyperparameters.py"]
 # What the container has besides the standard library.
 CONTAINER_PACKAGES = {"numpy", "pandas", "scipy", "sklearn", "pyarrow", "xgboost"}
-SIBLINGS = {Path(name).stem for name in CONTAINER_SCRIPTS}
+# The source tarball's own modules: the scripts beside train.py, and the shared contract package at its root.
+SIBLINGS = {Path(name).stem for name in CONTAINER_SCRIPTS} | {"contract"}
 
 
 def _top_level_imports(path: Path) -> set[str]:
@@ -37,17 +40,19 @@ def test_imports_only_what_the_container_has(script: str) -> None:
     assert not imports & {"sagecycle", "lambdas", "stacks"}
 
 
-def test_metrics_format_is_stdlib_only() -> None:
-    # GIVEN the module the job-spec builder imports
-    # THEN it needs nothing beyond the standard library
-    assert _top_level_imports(SCRIPTS / "metrics_format.py") <= set(sys.stdlib_module_names)
+@pytest.mark.parametrize("script", ["metrics_format.py", "hyperparameters.py"])
+def test_modules_the_stacks_read_are_stdlib_or_contract_only(script: str) -> None:
+    # GIVEN a module that synth (the job-spec builder, the stage config) also imports
+    # THEN it needs nothing beyond the standard library and the stdlib-only contract package
+    assert _top_level_imports(SCRIPTS / script) <= set(sys.stdlib_module_names) | {"contract"}
 
 
 @pytest.mark.slow
 def test_scripts_import_flat_as_in_opt_ml_code(tmp_path: Path) -> None:
-    # GIVEN the scripts copied flat into a directory, as SageMaker unpacks source_dir into /opt/ml/code
-    for script in CONTAINER_SCRIPTS:
-        shutil.copy(SCRIPTS / script, tmp_path / script)
+    # GIVEN the very source tarball the Model stack uploads, extracted as SageMaker unpacks it into /opt/ml/code
+    with tarfile.open(build_sourcedir(tmp_path / "upload")) as tar:
+        tar.extractall(tmp_path / "code", filter="data")
+    tmp_path = tmp_path / "code"
     # WHEN train is imported there with the `training_scripts` package unavailable
     code = "import sys; sys.modules['training_scripts'] = None; import train; print(train.data_io.__file__)"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)

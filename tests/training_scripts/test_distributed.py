@@ -92,7 +92,7 @@ def test_bad_rows_on_one_host_fail_every_host(tmp_path: Path, adult_small: Prepa
             timeout=300,
         )
     # THEN both hosts fail with the same reason naming the file and row, and neither leaves a model
-    assert "part-1.csv: row 3: label 2 is not 0 or 1" in str(failed.value)
+    assert "part-1.csv: row 3, column 0 (income): label '2' is not a class index 0..1" in str(failed.value)
     assert all(run.returncode == 2 for run in failed.value.hosts)
     assert all(run.failure and "part-1.csv: row 3" in run.failure for run in failed.value.hosts)
     assert all(list(run.model_dir.iterdir()) == [] for run in failed.value.hosts)

@@ -134,7 +134,7 @@ def _config_arn(backend_: Any, name: str) -> str:
     return str(FakeEndpointConfig.arn_formatter(name, backend_.account_id, backend_.region_name))
 
 
-def validate_deployment_config(deployment: Mapping[str, Any], variants_before: int) -> None:
+def validate_deployment_config(deployment: Mapping[str, Any]) -> None:
     """SageMaker's checks on an UpdateEndpoint DeploymentConfig (ValidationException on the first broken rule)."""
     blue_green = deployment.get("BlueGreenUpdatePolicy")
     if deployment.get("RollingUpdatePolicy") is not None:
@@ -214,7 +214,7 @@ def _update_endpoint(
         if retain_deployment_config and deployment_config is None:
             deployment_config = copy.deepcopy(getattr(endpoint, "last_deployment_config", None))
         if deployment_config:
-            validate_deployment_config(deployment_config, len(endpoint.production_variants))
+            validate_deployment_config(deployment_config)
             before = {v["VariantName"] for v in endpoint.production_variants}
             after = {v["VariantName"] for v in config.production_variants}
             if before != after:

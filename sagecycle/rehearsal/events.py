@@ -31,6 +31,7 @@ import calendar
 import contextlib
 import json
 import re
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -441,6 +442,8 @@ class EventBus:
         self._invisible: list[_Invisible] = []
         self._sequencer = 0
         self._clients: dict[str, Any] = {}
+        # put() may come from the hosting's threads (endpoint events) while the scenario flushes: one at a time.
+        self._lock = threading.RLock()
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -453,6 +456,10 @@ class EventBus:
 
     def put(self, event: Mapping[str, Any]) -> list[str]:
         """Route one event; returns the names of the rules it matched (and was delivered by)."""
+        with self._lock:
+            return self._put(event)
+
+    def _put(self, event: Mapping[str, Any]) -> list[str]:
         event = self._complete(event)
         self.timeline.record(
             "event", f"{event['source']} {event['detail-type']}", id=event["id"], detail_type=event["detail-type"]
@@ -596,6 +603,10 @@ class EventBus:
     def flush(self) -> int:
         """Everything due now: SQS batches and asynchronous invocations (and what they cause); returns how many
         function invocations ran."""
+        with self._lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         ran = 0
         while True:
             step = self.functions.run_pending() + self._poll()
@@ -735,6 +746,10 @@ class EventBus:
 
     def run_schedules(self, until: datetime) -> int:
         """Fire every schedule occurrence in (last run, until]; returns how many fired."""
+        with self._lock:
+            return self._run_schedules(until)
+
+    def _run_schedules(self, until: datetime) -> int:
         fired: list[tuple[datetime, RuleDef]] = []
         for rule in self.stage.rules:
             schedule = self._schedules.get(rule.name)

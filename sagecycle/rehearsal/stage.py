@@ -832,6 +832,12 @@ class _Provisioner:
         if self.cdk_out is None:
             return None
         props = self.props(resource)
+        if props.get("SourceMarkers") and any(props["SourceMarkers"]):
+            raise self.resolver.fail(
+                "a BucketDeployment with deploy-time markers (Source.data/jsonData) is not rehearsed"
+            )
+        if props.get("Extract") is False:
+            raise self.resolver.fail("a BucketDeployment with extract=False is not rehearsed")
         assets = json.loads((self.cdk_out / f"{stack}.assets.json").read_text(encoding="utf-8")).get("files", {})
         by_key = {
             destination["objectKey"]: file["source"]

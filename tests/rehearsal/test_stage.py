@@ -281,3 +281,48 @@ def test_not_a_cloud_assembly(tmp_path: Path) -> None:
     # GIVEN a directory without manifest.json / WHEN loaded / THEN TemplateError
     with pytest.raises(TemplateError):
         load_templates(tmp_path)
+
+
+def test_bucket_deployments_copy_their_asset_from_the_assembly(local_aws: LocalAws, tmp_path: Path) -> None:
+    # GIVEN an assembly whose stack deploys an asset directory (a model) under models/baseline/ of its bucket
+    reset(local_aws)
+    asset = tmp_path / "asset.abc123"
+    asset.mkdir()
+    (asset / "model.tar.gz").write_bytes(b"the first model")
+    (tmp_path / "solo.assets.json").write_text(
+        json.dumps(
+            {
+                "files": {
+                    "abc123": {
+                        "source": {"path": "asset.abc123", "packaging": "zip"},
+                        "destinations": {"d": {"bucketName": "cdk-assets", "objectKey": "abc123.zip"}},
+                    }
+                }
+            }
+        )
+    )
+    template = _tiny(
+        {
+            "Models": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "probe-models"}},
+            "Deploy": {
+                "Type": "Custom::CDKBucketDeployment",
+                "Properties": {
+                    "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
+                    "SourceBucketNames": ["cdk-assets"],
+                    "SourceObjectKeys": ["abc123.zip"],
+                    "DestinationBucketName": {"Ref": "Models"},
+                    "DestinationBucketKeyPrefix": "models/baseline/",
+                },
+            },
+        }
+    )
+    # WHEN provisioned with the assembly / THEN the file is where the deployment puts it
+    stage = provision_stage(local_aws, {"solo": template}, account=ACCOUNT, region=REGION, cdk_out=tmp_path)
+    body = local_aws.client("s3").get_object(Bucket="probe-models", Key="models/baseline/model.tar.gz")["Body"].read()
+    assert body == b"the first model"
+    assert stage.rehearsed["Custom::CDKBucketDeployment"] == 1
+    # ... and without the assembly it is counted as unrehearsed
+    reset(local_aws)
+    assert provision_stage(local_aws, {"solo": template}, account=ACCOUNT, region=REGION).unrehearsed == {
+        "Custom::CDKBucketDeployment": 1
+    }

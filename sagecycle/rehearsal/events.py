@@ -440,6 +440,9 @@ class EventBus:
         self._schedules_ran_until = origin
         self._windows: dict[str, datetime] = {}  # queue ARN -> when its poller's batching window opened
         self._invisible: list[_Invisible] = []
+        # SQS stamps messages with its own (wall) clock; in the rehearsal, time is the simulated clock's.
+        self._sent_at: dict[str, datetime] = {}  # message id -> simulated send time
+        self._first_received_at: dict[str, datetime] = {}
         self._sequencer = 0
         self._clients: dict[str, Any] = {}
         # put() may come from the hosting's threads (endpoint events) while the scenario flushes: one at a time.
@@ -560,7 +563,8 @@ class EventBus:
                 self._delivery_failed(rule, target, payload, "ResourceNotFoundException", "queue not in the stage")
                 return
             body = payload if isinstance(payload, str) else json.dumps(payload)
-            self.client("sqs").send_message(QueueUrl=queue.url, MessageBody=body)
+            sent = self.client("sqs").send_message(QueueUrl=queue.url, MessageBody=body)
+            self._sent_at[sent["MessageId"]] = self.clock.now()
             self._windows.setdefault(queue.arn, self.clock.now())
         elif target.kind == "sns":
             body = payload if isinstance(payload, str) else json.dumps(payload)
@@ -710,7 +714,13 @@ class EventBus:
         messages = self._receive(queue, mapping.batch_size)
         if not messages:
             return
-        event = {"Records": [_sqs_record(m, queue, self.stage.region) for m in messages]}
+        now = self.clock.now()
+        records = []
+        for message in messages:
+            first = self._first_received_at.setdefault(message["MessageId"], now)
+            sent = self._sent_at.get(message["MessageId"], first)
+            records.append(_sqs_record(message, queue, self.stage.region, sent=sent, first_received=first))
+        event = {"Records": records}
         ok, result = self.functions.invoke(
             mapping.function, event, source=f"sqs {queue.name}", invocation_type="RequestResponse"
         )
@@ -793,8 +803,11 @@ class EventBus:
         return found
 
 
-def _sqs_record(message: Mapping[str, Any], queue: QueueDef, region: str) -> dict[str, Any]:
-    """One record of the SQS event Lambda's poller delivers (Powertools' sqsEvent.json shape)."""
+def _sqs_record(
+    message: Mapping[str, Any], queue: QueueDef, region: str, *, sent: datetime, first_received: datetime
+) -> dict[str, Any]:
+    """One record of the SQS event Lambda's poller delivers (Powertools' sqsEvent.json shape), its timestamps
+    (epoch milliseconds) on the simulated clock."""
     attributes = {
         k: v
         for k, v in message.get("Attributes", {}).items()
@@ -810,6 +823,8 @@ def _sqs_record(message: Mapping[str, Any], queue: QueueDef, region: str) -> dic
             "AWSTraceHeader",
         )
     }
+    attributes["SentTimestamp"] = str(int(sent.timestamp() * 1000))
+    attributes["ApproximateFirstReceiveTimestamp"] = str(int(first_received.timestamp() * 1000))
     message_attributes = {}
     for name, value in message.get("MessageAttributes", {}).items():
         entry: dict[str, Any] = {"dataType": value["DataType"], "stringListValues": [], "binaryListValues": []}

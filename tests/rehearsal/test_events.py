@@ -70,6 +70,10 @@ def test_new_data_goes_through_the_rule_and_the_queue_to_ingest_in_one_batch(rig
     assert len(listed) == 3
     assert any(i["function"] == "start_training" for i in rig.functions.invocations)
     assert len(rig.timeline.of_kind("rule.match")) == 3
+    # ... and exactly one job started, named from the batch's (simulated) SQS timestamps
+    jobs = [j["TrainingJobName"] for j in rig.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]]
+    assert len(jobs) == 1
+    assert START.strftime("%y%m%d-%H%M") in jobs[0]
 
 
 def test_the_batch_size_is_the_mappings(

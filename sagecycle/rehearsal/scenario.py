@@ -200,10 +200,14 @@ class Rehearsal:
         found = self.aws.client("sagemaker").list_training_jobs(SortBy="CreationTime", SortOrder="Ascending")
         return found["TrainingJobSummaries"]
 
-    def lock_holder(self) -> Any:
-        table = self.aws.client("dynamodb")
-        items = table.scan(TableName=self.names.runs_table).get("Items", [])
-        return [i for i in items if "lock" in json.dumps(i).lower() and i.get("holder")]
+    def training_lock(self) -> dict[str, Any] | None:
+        """The training lock item of the runs table (see lambdas/shared/runs.py), or None when nobody holds it."""
+        key = {"pk": {"S": "lock"}, "sk": {"S": "training"}}
+        item = self.aws.client("dynamodb").get_item(TableName=self.names.runs_table, Key=key).get("Item")
+        if item is None:
+            return None
+        expires = float(item.get("expires_at", {}).get("N", "inf"))
+        return item if expires > self.clock.now().timestamp() else None
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -405,7 +409,9 @@ def _scenario(r: Rehearsal) -> None:
         r.put("incoming/new-rows.csv", b"".join(later))
         r.until(lambda: _keys(r, c.PREFIX_INCOMING) == [], limit_minutes=30, what="ingest of the uploads")
         quarantined = _keys(r, c.PREFIX_QUARANTINE)
-        run_.figures["quarantined"] = quarantined
+        run_.figures["quarantined"] = {
+            k: r.s3.get_object(Bucket=r.names.data_bucket, Key=k)["Body"].read() for k in quarantined
+        }
         run_.figures["bad_bytes"] = bad
         sidecar = next((k for k in quarantined if k.endswith(".report.json")), None)
         if sidecar:
@@ -513,8 +519,8 @@ def _scenario(r: Rehearsal) -> None:
     run_.feature_importance = _importance(baseline.model_dir, schema)
     run_.figures.update(
         jobs=[j["TrainingJobName"] for j in r.jobs()],
-        locks_held=r.lock_holder(),
-        handlers={i["function"] for i in r.functions.invocations},
+        training_lock=r.training_lock(),
+        handlers={i["function"]: r.stage.functions[i["function"]].handler for i in r.functions.invocations},
         champion=champion_url,
     )
 

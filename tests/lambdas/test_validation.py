@@ -508,3 +508,26 @@ def test_the_row_cap_follows_the_size_limit() -> None:
     tight = b"0,,,,\n" * 200
     assert check(tight, max_bytes=len(tight)).valid
     assert check(tight, max_bytes=len(tight), max_rows=199).problems[0].problem == "too_many_rows"
+
+
+@pytest.mark.parametrize("fast", [None, block_is_valid], ids=["exact", "pyarrow"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_row_one_column_short_is_caught_even_when_its_cells_look_valid_shifted(
+    tmp_path: Path, fast: Any, where: str
+) -> None:
+    # GIVEN rows that each lost one column, so every cell still reads as valid one place to the left:
+    # label 0, age 3 (a workclass code), workclass 2 (a code), hours 1 (a number) -- 4 columns instead of 5
+    short = b"0,3,2,1\n"
+    rows = [GOOD] * 200
+    rows.insert({"first": 0, "middle": 100, "last": 200}[where], short)
+    data = b"".join(rows)
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    # WHEN the file is checked whole, and block by block with and without the pyarrow fast path
+    whole = check(data)
+    streamed = validate_file(path, BINARY, fast=fast, block_bytes=64)
+    # THEN it is refused for its column count, naming the short row, and both paths say exactly the same
+    first = whole.problems[0]
+    assert first.problem == "wrong_column_count"
+    assert first.row == {"first": 1, "middle": 201, "last": 401}[where]
+    assert streamed == whole

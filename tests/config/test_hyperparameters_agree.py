@@ -147,3 +147,13 @@ def test_the_stage_default_ranges_are_valid_for_train_py() -> None:
     # GIVEN the stage config's default tuning ranges WHEN a stage loads with tuning on THEN they pass
     cfg = load_config("dev", overrides={"training": {"tuning": {"enabled": True}}})
     assert dict(cfg.training.tuning.ranges) == dict(TuningConfig().ranges)
+
+
+def test_each_default_tuning_range_holds_train_py_default() -> None:
+    # GIVEN the stage config's default tuning ranges
+    ranges = dict(TuningConfig().ranges)
+    # WHEN each is set beside train.py's default for that name
+    # THEN the default lies inside it, so a tuning job can reach the defaults and search around them
+    for name, (low, high) in ranges.items():
+        default = hp.HYPERPARAMETERS[name].default
+        assert default is not None and low <= default <= high, (name, default, (low, high))

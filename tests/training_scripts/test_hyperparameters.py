@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import defaults
 from tests.training_scripts.conftest import make_job
 from training_scripts import train
 from training_scripts.prepare import Prepared
@@ -40,8 +41,32 @@ def test_unset_hyperparameters_take_the_defaults(monkeypatch: pytest.MonkeyPatch
     # WHEN parsed
     resolved = train.parse_args([]).hyperparameters
     # THEN the tuned defaults apply and the objective waits for the schema
-    assert resolved["num_round"] == 1000 and resolved["eta"] == 0.1 and resolved["early_stopping_rounds"] == 50
+    assert resolved["num_round"] == 5000 and resolved["eta"] == 0.02 and resolved["early_stopping_rounds"] == 250
     assert resolved["objective"] is None
+
+
+def test_the_defaults_are_what_the_recorded_search_chose() -> None:
+    # GIVEN what bench/defaults.py's cross-validation chose (and records with its results)
+    # WHEN train.py resolves no hyperparameters at all
+    resolved = train.resolve_hyperparameters({}, {})
+    # THEN every chosen value is its default, and the patience is the procedure's PATIENCE / eta rounds
+    assert {name: resolved[name] for name in defaults.CHOSEN} == defaults.CHOSEN
+    assert resolved["early_stopping_rounds"] == round(defaults.PATIENCE / resolved["eta"])
+    # AND the record's best row is the chosen candidate, ahead of the former defaults and XGBoost's own
+    names = [row[0] for row in defaults.RESULTS]
+    assert names.index("former defaults") > 0 and names.index("xgboost defaults") > 0
+    best = defaults.candidate(defaults.RESULTS[0][0])
+    assert train.resolve_hyperparameters({**best, "max_cat_to_onehot": "none"}, {}) == resolved
+
+
+def test_the_search_draws_the_same_candidates_on_every_run() -> None:
+    # GIVEN the recorded search's seeds WHEN its draws and refinement are made twice THEN they are the same
+    assert defaults.draws() == defaults.draws()
+    assert len({json.dumps(point, sort_keys=True) for point in defaults.draws()}) == defaults.DRAWS
+    # AND each refinement differs from its base in exactly one hyperparameter
+    base = defaults.draws()[0]
+    for point in defaults.neighbours(base):
+        assert sum(point[name] != base[name] for name in base) == 1
 
 
 def test_aliases_map_to_the_builtin_names() -> None:

@@ -68,10 +68,11 @@ model: model.tar.gz
 model.tar.gz: $(VENV)/.installed training_scripts/*.py sagecycle/local_training.py sagecycle/data/adult.csv.gz
 	$(BIN)/sagecycle train --output model.tar.gz
 
-## Benchmarks: training on Adult, then serving the baseline model it gives (each against its own floor).
+## Benchmarks: training on Adult, serving the baseline model, then the scale table (SMALL=1: small sizes only).
 bench: setup model
 	$(BIN)/python -m bench.train_adult
 	$(BIN)/python -m bench.serve --model model.tar.gz
+	$(BIN)/python -m bench.scale $(if $(SMALL),--small)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

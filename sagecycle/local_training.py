@@ -270,7 +270,8 @@ def run_local_training(
         TrainingResult. Raises LocalTrainingError with the failing host's reason when a host fails.
     """
     started = time.perf_counter()
-    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="sagecycle-train-"))
+    # Absolute: the hosts run with their code directory as the working directory.
+    work = (Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="sagecycle-train-"))).resolve()
     if work.exists() and any(work.iterdir()):
         raise LocalTrainingError(f"work_dir {work} is not empty")
     hosts = host_names(instance_count)

@@ -25,6 +25,7 @@ Output: `out_dir` keeps timeline.json, run.json, report.html, the models, the fu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import tarfile
@@ -113,7 +114,7 @@ class Rehearsal:
     def __init__(self, options: Options, progress: Progress) -> None:
         self.options = options
         self.progress = progress
-        self.out = options.out_dir
+        self.out = options.out_dir.resolve()
         self.clock = Clock(speedup=options.speedup, start=simulated_start())
         self.timeline = Timeline(self.clock)
         self.run = Run()
@@ -172,8 +173,16 @@ class Rehearsal:
             self.hosting.reconcile()
             self.bus.run_schedules(self.clock.now())
             self.bus.flush()
+            self._watch_champion()
             self.progress.tick()
             self.clock.sleep(60)
+
+    def _watch_champion(self) -> None:
+        """Records each move of the champion parameter (promote moves it only once a deployment is InService)."""
+        now = self.champion()
+        if getattr(self, "_champion", None) not in (None, now):
+            self.timeline.record("champion.changed", f"champion -> {now}", champion=now, previous=self._champion)
+        self._champion = now
 
     def until(self, done: Callable[[], bool], *, limit_minutes: int, what: str) -> int:
         """Ticks until `done()`; raises when it does not happen within `limit_minutes` simulated minutes."""
@@ -269,6 +278,7 @@ def _primary(evaluation: dict[str, Any]) -> str:
 def run(options: Options, progress: Progress | None = None) -> Run:
     """The whole scenario; returns what it recorded (run.json), having written everything under out_dir."""
     progress = progress or Progress(STEPS)
+    options = dataclasses.replace(options, out_dir=options.out_dir.resolve())
     out = options.out_dir
     if out.exists():
         shutil.rmtree(out)

@@ -136,3 +136,14 @@ def test_a_sharded_channel_with_fewer_data_files_than_hosts_warns(tmp_path: Path
         ["part-0.csv"],
         ["schema.json"],
     ]
+
+
+def test_a_relative_work_dir_works(tmp_path: Path, adult_small: Prepared, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a relative work directory (what `sagecycle demo` passes under build/demo)
+    monkeypatch.chdir(tmp_path)
+    channels = {name: adult_small.channel(name) for name in ("train", "validation")}
+    # WHEN trained there
+    result = run_local_training(channels, hyperparameters={"num_round": 5, "nthread": 2}, work_dir=Path("rel/job"))
+    # THEN the hosts find their code and the model lands under it
+    assert result.model_dir == tmp_path / "rel" / "job" / "algo-1" / "model"
+    assert (result.model_dir / "xgboost-model").is_file()

@@ -32,6 +32,7 @@ from lambdas.shared import contract as c
 from lambdas.shared.function_settings import check_lock_outlives_run, longest_run_seconds
 from lambdas.shared.jobspec import (
     DEFAULT_HYPERPARAMETERS,
+    DEFAULT_TUNING_RANGES,
     INTEGER_HYPERPARAMETERS,
     EndpointSettings,
     ParameterRange,
@@ -174,16 +175,8 @@ class DataConfig:
 
 
 def _default_ranges() -> dict[str, tuple[float, float]]:
-    # Around train.py's defaults, where cross-validation on training rows found the good models (bench/defaults.py:
-    # row sampling, depth 8, min_child_weight 10 and lambda 10 all lost); each range holds its default.
-    return {
-        "eta": (0.01, 0.05),
-        "max_depth": (3.0, 6.0),
-        "min_child_weight": (0.5, 4.0),
-        "subsample": (0.8, 1.0),
-        "colsample_bytree": (0.3, 0.8),
-        "lambda": (0.1, 3.0),
-    }
+    # The job spec's default ranges (lambdas/shared/jobspec.py), around train.py's cross-validated defaults.
+    return {r.name: (float(r.min_value), float(r.max_value)) for r in DEFAULT_TUNING_RANGES}
 
 
 @dataclass(frozen=True)

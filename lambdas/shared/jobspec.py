@@ -144,16 +144,17 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-DEFAULT_HYPERPARAMETERS: Final[Mapping[str, str]] = types.MappingProxyType(
-    {"num_round": "1000", "max_depth": "6", "eta": "0.1", "subsample": "0.8", "colsample_bytree": "0.8"}
-)
+# None: every job runs train.py's own defaults (training_scripts/hyperparameters.py, chosen by cross-validation in
+# bench/defaults.py); a stage adds only what its config overrides, so the defaults live in one place.
+DEFAULT_HYPERPARAMETERS: Final[Mapping[str, str]] = types.MappingProxyType({})
+# Around those defaults, where the cross-validation found the good models; config/settings.py takes them from here.
 DEFAULT_TUNING_RANGES: Final[tuple[ParameterRange, ...]] = (
-    ParameterRange("eta", "continuous", "0.01", "0.3", scaling="Logarithmic"),
-    ParameterRange("max_depth", "integer", "3", "10"),
-    ParameterRange("min_child_weight", "continuous", "1", "10"),
-    ParameterRange("subsample", "continuous", "0.5", "1"),
-    ParameterRange("colsample_bytree", "continuous", "0.5", "1"),
-    ParameterRange("gamma", "continuous", "0", "5"),
+    ParameterRange("eta", "continuous", "0.01", "0.05", scaling="Logarithmic"),
+    ParameterRange("max_depth", "integer", "3", "6"),
+    ParameterRange("min_child_weight", "continuous", "0.5", "4"),
+    ParameterRange("subsample", "continuous", "0.8", "1"),
+    ParameterRange("colsample_bytree", "continuous", "0.3", "0.8"),
+    ParameterRange("lambda", "continuous", "0.1", "3"),
 )
 
 

@@ -337,8 +337,7 @@ def _scenario(r: Rehearsal) -> None:
         step.note(f"first model (as `make model`): {_primary(baseline.evaluation)}")
         templates, cdk_out = _templates(r, baseline.model_tar)
         r.start(templates, cdk_out, templates_region(templates))
-        if o.reduced:
-            _set_hyperparameters(r, hps)
+        _set_training(r, hps, schema["objective"])
         _ensure_baseline(r, baseline.model_tar)
         for split in ("train", "validation", "test"):
             for path in sorted((seed_dir / split).iterdir()):
@@ -403,6 +402,8 @@ def _scenario(r: Rehearsal) -> None:
             "y_score": scores.tolist(),
             "threshold": threshold,
         }
+        if run_.data["objective"] != "binary:logistic":
+            run_.predictions["threshold"] = None
         if run_.data["objective"] == "binary:logistic":
             accuracy = float(((scores >= threshold).astype(int) == labels).mean())
             step.figure(f"{len(lines):,} hold-out rows scored: accuracy {accuracy:.4f} at cutoff {threshold:.2f}")
@@ -555,25 +556,24 @@ def _templates(r: Rehearsal, baseline_model: Path) -> tuple[dict[str, dict[str, 
 
 
 def _ensure_baseline(r: Rehearsal, model_tar: Path) -> None:
-    """The first deploy's model at the champion parameter's URL (a reused cdk.out may carry none)."""
+    """This run's first model at the champion parameter's URL: what the Model stack's deployment copies there when
+    the stage is synthesized with it (a reused cdk.out may carry another run's model, or none)."""
     bucket, _, key = r.champion().removeprefix("s3://").partition("/")
-    try:
-        r.s3.head_object(Bucket=bucket, Key=key)
-    except Exception:
-        r.s3.put_object(Bucket=bucket, Key=key, Body=model_tar.read_bytes())
+    r.s3.put_object(Bucket=bucket, Key=key, Body=model_tar.read_bytes())
 
 
-def _set_hyperparameters(r: Rehearsal, hps: dict[str, str]) -> None:
-    """Fewer rounds for the CI-sized scenario: what `config_overrides` would deploy, in start-training's settings."""
+def _set_training(r: Rehearsal, hps: dict[str, str], objective: str) -> None:
+    """What a stage synthesized for this data would deploy, in the functions' training settings: the data's
+    objective (your own data may be multiclass or regression) and, for the CI-sized scenario, fewer rounds."""
     from lambdas.shared.runtime import reset_caches
 
-    for key, function in r.stage.functions.items():
+    for function in r.stage.functions.values():
         raw = function.environment.get(c.ENV_TRAINING_SETTINGS)
         if raw:
             settings = json.loads(raw)
+            settings["objective"] = objective
             settings.setdefault("hyperparameters", {}).update(hps)
             function.environment[c.ENV_TRAINING_SETTINGS] = json.dumps(settings)
-            del key
     reset_caches()
 
 
@@ -646,12 +646,18 @@ def _champion_evaluation(r: Rehearsal, dest: Path) -> dict[str, Any]:
 
 
 def _score(runtime: Any, endpoint: str, lines: list[str]) -> np.ndarray:
-    scores: list[float] = []
+    """Scores feature lines through InvokeEndpoint: one value per row, or one probability vector (multiclass)."""
+    scores: list[Any] = []
     for start in range(0, len(lines), 500):
-        body = "\n".join(lines[start : start + 500]).encode()
+        batch = lines[start : start + 500]
+        body = "\n".join(batch).encode()
         answer = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="text/csv", Body=body)
-        text = answer["Body"].read().decode()
-        scores.extend(float(v) for v in text.replace("\n", ",").split(",") if v.strip())
+        rows = [r for r in answer["Body"].read().decode().split("\n") if r.strip()]
+        if len(rows) == len(batch) and len(batch) > 1:  # one line per row: vectors (multiclass)
+            parsed = [[float(v) for v in r.split(",")] for r in rows]
+            scores.extend(p[0] if len(p) == 1 else p for p in parsed)
+        else:  # one comma-joined line of values (binary, regression)
+            scores.extend(float(v) for v in ",".join(rows).split(","))
     return np.array(scores)
 
 

@@ -308,13 +308,22 @@ def test_scripts_arrive_through_the_code_channel() -> None:
     assert hps["sagemaker_container_log_level"] == "20"
 
 
-def test_hyperparameter_overrides_win_over_defaults() -> None:
-    # GIVEN a per-run override
+def test_hyperparameter_overrides_win_over_the_stage_hyperparameters() -> None:
+    # GIVEN a stage that sets two hyperparameters, and a per-run override of one of them
+    stage = dataclasses.replace(BASE, hyperparameters={"max_depth": "6", "num_round": "800"})
     # WHEN the job is built
-    params = build_training_job(BASE, run_id=RUN, reason="r", hyperparameters={"max_depth": "4"})
-    # THEN the override is used and the other defaults stay
+    params = build_training_job(stage, run_id=RUN, reason="r", hyperparameters={"max_depth": "4"})
+    # THEN the override is used and the stage's other value stays
     assert params["HyperParameters"]["max_depth"] == "4"
-    assert params["HyperParameters"]["num_round"] == BASE.hyperparameters["num_round"]
+    assert params["HyperParameters"]["num_round"] == "800"
+
+
+def test_without_stage_hyperparameters_jobs_run_train_py_defaults() -> None:
+    # GIVEN the job spec's defaults: none (train.py's own, cross-validated defaults apply)
+    # WHEN a job is built
+    params = build_training_job(BASE, run_id=RUN, reason="r")
+    # THEN it sends no model hyperparameter, only the script-mode entries
+    assert {k for k in params["HyperParameters"] if not k.startswith("sagemaker_")} <= {"objective"}
 
 
 def test_spot_training_sets_max_wait_and_a_per_job_checkpoint_folder() -> None:
@@ -514,9 +523,10 @@ def test_tuning_without_parent_has_no_warm_start() -> None:
 
 
 def test_tuned_hyperparameters_are_not_also_static() -> None:
-    # GIVEN default hyperparameters that overlap the tuned ranges (eta, max_depth, ...)
+    # GIVEN stage hyperparameters that overlap the tuned ranges (eta, max_depth) and one that does not
+    settings = dataclasses.replace(BASE, hyperparameters={"num_round": "1000", "eta": "0.1", "max_depth": "6"})
     # WHEN the tuning job is built
-    params = build_tuning_job(BASE, run_id=RUN, reason="r")
+    params = build_tuning_job(settings, run_id=RUN, reason="r")
     static = params["TrainingJobDefinition"]["StaticHyperParameters"]
     # THEN no tuned name is static, and the script-mode entries are
     assert not {r.name for r in BASE.tuning.ranges} & set(static)

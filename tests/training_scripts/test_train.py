@@ -12,7 +12,7 @@ import pytest
 import xgboost as xgb
 
 from tests.training_scripts.conftest import FullRun, make_job
-from training_scripts import metrics_format
+from training_scripts import hyperparameters, metrics_format
 from training_scripts.prepare import Prepared
 
 # The contract's four files, and code/: the serving code SageMaker will run from the packed artifact.
@@ -65,7 +65,7 @@ def test_evaluation_follows_the_contract(adult_full_run: FullRun) -> None:
     assert doc["threshold"]["method"] == "max_accuracy" and 0 < doc["threshold"]["value"] < 1
     assert doc["dataset_sizes"] == {"train": 23_443, "validation": 2_605, "test": 6_513}
     assert doc["xgboost_version"] == xgb.__version__
-    assert doc["hyperparameters"]["num_round"] == 1000
+    assert doc["hyperparameters"]["num_round"] == hyperparameters.HYPERPARAMETERS["num_round"].default
     # AND each split has the binary metrics, per class keyed by the raw class names
     for split in doc["splits"].values():
         assert {"auc", "accuracy", "logloss", "per_class", "confusion_matrix"} <= set(split)

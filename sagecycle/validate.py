@@ -24,6 +24,7 @@ from lambdas.shared.validation import (
     report_to_json,
     validate_file,
 )
+from sagecycle.cli import HelpFormatter
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 _MAX_SCHEMA_BYTES = 16 * 1024 * 1024
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sagecycle validate",
         description="Check a prepared CSV against schema.json (docs/artifacts.md) the way the new-data Lambda does.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("file", type=Path, help="the data file to check")
     parser.add_argument(

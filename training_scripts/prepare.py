@@ -308,10 +308,21 @@ def _write(
     return Prepared(out, out / data_io.SCHEMA_FILE, schema, files, sizes, dropped)
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows defaults, except empty ones and those the help text already states."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action) or ""
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sagecycle prepare",
         description="Raw CSV with a header -> label-first headerless splits + schema.json (docs/artifacts.md).",
+        formatter_class=_Defaults,
     )
     parser.add_argument("input", nargs="?", help="raw CSV with a header, gzip allowed (default: embedded Adult)")
     parser.add_argument("--target", help="label column (default: income for Adult, else the last column)")

@@ -38,7 +38,16 @@ def test_version_prints_the_installed_version(capsys):
     assert out.strip() == f"sagecycle {cli.version()}" and cli.version() != "unknown"
 
 
-@pytest.mark.parametrize(("command", "default"), [("serve", "(default: 8080)"), ("train", "(default: model.tar.gz)")])
+@pytest.mark.parametrize(
+    ("command", "default"),
+    [
+        ("serve", "(default: 8080)"),
+        ("train", "(default: model.tar.gz)"),
+        ("validate", "(default: 20)"),
+        ("prepare", "(default: 0.1)"),
+        ("demo", "(default: build/demo)"),
+    ],
+)
 def test_help_shows_the_defaults(capsys, command, default):
     # GIVEN a subcommand
     # WHEN its --help is asked for

@@ -177,6 +177,46 @@ class Rehearsal:
             self.progress.tick()
             self.clock.sleep(60)
 
+    @contextlib.contextmanager
+    def background(self, interval: float = 0.1) -> Iterator[None]:
+        """Keeps the stage running on its own while a `with` block lets something else use it (the notebook):
+        new objects under incoming/ are announced as S3 does to EventBridge, and time passes minute by minute."""
+        import threading
+
+        stop = threading.Event()
+        failures: list[BaseException] = []
+        announced: set[tuple[str, str]] = set()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    self._announce(announced)
+                    self.tick()
+                except BaseException as e:  # reported when the block ends
+                    failures.append(e)
+                    return
+                stop.wait(interval)
+
+        thread = threading.Thread(target=loop, name="rehearsal-stage", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+        if failures:
+            raise ScenarioError(f"the local stage stopped: {type(failures[0]).__name__}: {failures[0]}")
+
+    def _announce(self, announced: set[tuple[str, str]]) -> None:
+        """S3 -> EventBridge for objects someone else put under incoming/ (another process, e.g. a notebook)."""
+        listing = self.s3.list_object_versions(Bucket=self.names.data_bucket, Prefix=c.PREFIX_INCOMING)
+        for version in listing.get("Versions", []):
+            key = (version["Key"], str(version.get("VersionId")))
+            if key not in announced:
+                announced.add(key)
+                self.timeline.record("s3.put", f"s3://{self.names.data_bucket}/{key[0]}", key=key[0])
+                self.bus.object_created(self.names.data_bucket, key[0], version_id=version.get("VersionId"))
+
     def _watch_champion(self) -> None:
         """Records each move of the champion parameter (promote moves it only once a deployment is InService)."""
         now = self.champion()
@@ -299,9 +339,98 @@ def run(options: Options, progress: Progress | None = None) -> Run:
     return rehearsal.run
 
 
-def _scenario(r: Rehearsal) -> None:
+@dataclass
+class _Quiet:
+    """A step handle that keeps its notes (the notebook run and other callers outside the demo's terminal)."""
+
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def figure(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def initial_stage(r: Rehearsal, step: Any, hps: dict[str, str]) -> tuple[Any, dict[str, Any], Any, list[bytes]]:
+    """Step 1: the data prepared, the first model trained through the contract, the local AWS provisioned from
+    cdk.out with that model as the first deploy's, and the first upload. Returns (prepared, schema, first model's
+    training result, the train rows kept back for a later upload)."""
     from sagecycle.local_training import run_local_training
     from training_scripts.prepare import prepare
+
+    o, out, run_ = r.options, r.out, r.run
+    prepared = prepare(o.data, output_dir=out / "data", target=o.target, objective=o.objective)
+    schema = json.loads(prepared.schema_path.read_text(encoding="utf-8"))
+    run_.data = {
+        "target": schema["label"]["name"],
+        "objective": schema["objective"],
+        "classes": schema["label"].get("classes"),
+        "sizes": dict(prepared.sizes),
+        "source": str(o.data) if o.data else "embedded UCI Adult (CC BY 4.0)",
+    }
+    train_lines = prepared.files["train"][0].read_bytes().splitlines(keepends=True)
+    if o.reduced:
+        train_lines = train_lines[:4000]
+    first, later = train_lines[: len(train_lines) * 6 // 10], train_lines[len(train_lines) * 6 // 10 :]
+    seed_dir = out / "data" / "first-upload"
+    (seed_dir / "train").mkdir(parents=True)
+    (seed_dir / "train" / "train.csv").write_bytes(b"".join(first))
+    shutil.copy(prepared.schema_path, seed_dir / "train" / "schema.json")
+    for split in ("validation", "test"):
+        shutil.copytree(prepared.channel(split), seed_dir / split)
+    baseline = run_local_training(
+        {split: seed_dir / split for split in ("train", "validation", "test")},
+        hyperparameters=hps,
+        work_dir=out / "baseline-training",
+        output_tar=out / "models" / "baseline" / "model.tar.gz",
+    )
+    step.note(f"first model (as `make model`): {_primary(baseline.evaluation)}")
+    templates, cdk_out = _templates(r, baseline.model_tar)
+    r.start(templates, cdk_out, templates_region(templates))
+    _set_training(r, hps, schema["objective"])
+    _ensure_baseline(r, baseline.model_tar)
+    for split in ("train", "validation", "test"):
+        for path in sorted((seed_dir / split).iterdir()):
+            r.put(f"{split}/{path.name}", path.read_bytes())
+    r.put(f"{c.PREFIX_BASELINE}schema.json", prepared.schema_path.read_bytes())
+    r.bus.flush()
+    run_.models.append(
+        {
+            "name": "baseline",
+            "job": "make model",
+            "evaluation": baseline.evaluation,
+            "champion": True,
+            "role": "initial",
+        }
+    )
+    rehearsed = sum(r.stage.rehearsed.values())
+    step.note(f"local AWS at {r.aws.url}: {rehearsed} resources from {len(templates)} templates")
+    step.figure(f"{sum(prepared.sizes.values()):,} rows; {rehearsed} resources rehearsed")
+    return prepared, schema, baseline, later
+
+
+def open_stage(options: Options) -> Rehearsal:
+    """Step 1 alone, then the endpoint InService on the first model: a running local stage for other clients
+    (the quickstart notebook's test). The caller closes it."""
+    import io
+
+    options = dataclasses.replace(options, out_dir=options.out_dir.resolve())
+    if options.out_dir.exists():
+        shutil.rmtree(options.out_dir)
+    options.out_dir.mkdir(parents=True)
+    r = Rehearsal(options, Progress(STEPS, stream=io.StringIO(), force_plain=True))
+    try:
+        initial_stage(r, _Quiet(), {"num_round": "60", "early_stopping_rounds": "10"} if options.reduced else {})
+        r.hosting.reconcile()
+        r.until(lambda: _settled(r), limit_minutes=60, what="the endpoint InService")
+    except BaseException:
+        r.close()
+        raise
+    return r
+
+
+def _scenario(r: Rehearsal) -> None:
 
     o, out, run_ = r.options, r.out, r.run
     hps = {"num_round": "60", "early_stopping_rounds": "10"} if o.reduced else {}
@@ -309,53 +438,7 @@ def _scenario(r: Rehearsal) -> None:
     # 1 -----------------------------------------------------------------------------------------------------
     with r.progress.step(1, "initial data: a local AWS from cdk.out, the first model, the first upload") as step:
         r.timeline.step = 1
-        prepared = prepare(o.data, output_dir=out / "data", target=o.target, objective=o.objective)
-        schema = json.loads(prepared.schema_path.read_text(encoding="utf-8"))
-        run_.data = {
-            "target": schema["label"]["name"],
-            "objective": schema["objective"],
-            "classes": schema["label"].get("classes"),
-            "sizes": dict(prepared.sizes),
-            "source": str(o.data) if o.data else "embedded UCI Adult (CC BY 4.0)",
-        }
-        train_lines = prepared.files["train"][0].read_bytes().splitlines(keepends=True)
-        if o.reduced:
-            train_lines = train_lines[:4000]
-        first, later = train_lines[: len(train_lines) * 6 // 10], train_lines[len(train_lines) * 6 // 10 :]
-        seed_dir = out / "data" / "first-upload"
-        (seed_dir / "train").mkdir(parents=True)
-        (seed_dir / "train" / "train.csv").write_bytes(b"".join(first))
-        shutil.copy(prepared.schema_path, seed_dir / "train" / "schema.json")
-        for split in ("validation", "test"):
-            shutil.copytree(prepared.channel(split), seed_dir / split)
-        baseline = run_local_training(
-            {split: seed_dir / split for split in ("train", "validation", "test")},
-            hyperparameters=hps,
-            work_dir=out / "baseline-training",
-            output_tar=out / "models" / "baseline" / "model.tar.gz",
-        )
-        step.note(f"first model (as `make model`): {_primary(baseline.evaluation)}")
-        templates, cdk_out = _templates(r, baseline.model_tar)
-        r.start(templates, cdk_out, templates_region(templates))
-        _set_training(r, hps, schema["objective"])
-        _ensure_baseline(r, baseline.model_tar)
-        for split in ("train", "validation", "test"):
-            for path in sorted((seed_dir / split).iterdir()):
-                r.put(f"{split}/{path.name}", path.read_bytes())
-        r.put(f"{c.PREFIX_BASELINE}schema.json", prepared.schema_path.read_bytes())
-        r.bus.flush()
-        run_.models.append(
-            {
-                "name": "baseline",
-                "job": "make model",
-                "evaluation": baseline.evaluation,
-                "champion": True,
-                "role": "initial",
-            }
-        )
-        rehearsed = sum(r.stage.rehearsed.values())
-        step.note(f"local AWS at {r.aws.url}: {rehearsed} resources from {len(templates)} templates")
-        step.figure(f"{sum(prepared.sizes.values()):,} rows; {rehearsed} resources rehearsed")
+        prepared, schema, baseline, later = initial_stage(r, step, hps)
 
     # 2 -----------------------------------------------------------------------------------------------------
     with r.progress.step(2, "first training: start-training, the job, the gate, the registry") as step:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sagecycle.cli import HelpFormatter
-from sagecycle.packaging import build_sourcedir, deterministic_targz
+from stacks.packaging import build_sourcedir, deterministic_targz
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "training_scripts"
 TRAIN_SCRIPT = "train.py"

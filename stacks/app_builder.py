@@ -8,7 +8,6 @@ from pathlib import Path
 from aws_cdk import App, Environment, Stack, Tags
 
 from config.settings import StageConfig
-from sagecycle.packaging import build_lambda_bundle, build_powertools_layer, build_sourcedir
 from stacks.audit_stack import AuditStack
 from stacks.constructs.sagemaker_role import NetworkScope
 from stacks.data_stack import DataStack
@@ -16,6 +15,7 @@ from stacks.endpoint_stack import EndpointStack
 from stacks.model_stack import ModelStack, champion_parameter_name
 from stacks.network_stack import NetworkStack
 from stacks.notebook_stack import NotebookStack
+from stacks.packaging import build_lambda_bundle, build_powertools_layer, build_sourcedir
 from stacks.retraining_stack import ModelFacts, PrivateNetwork, RetrainingStack
 
 

@@ -283,7 +283,7 @@ def _shift(lines: list[str], columns: list[int], scale: float) -> list[str]:
 
 def _faulty_sourcedir(out: Path) -> Path:
     """The training source tarball with a serving regression: inference.py's predict_fn sleeps on each request."""
-    from sagecycle.packaging import SCRIPTS_DIR, build_sourcedir
+    from stacks.packaging import SCRIPTS_DIR, build_sourcedir
 
     scripts = out / "faulty-code"
     shutil.rmtree(scripts, ignore_errors=True)

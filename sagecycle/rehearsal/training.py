@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from sagecycle.local_training import SCRIPTS_DIR, LocalTrainingError, TrainingResult, run_local_training
-from sagecycle.packaging import deterministic_targz
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import (
     LOCK,
@@ -46,6 +45,7 @@ from sagecycle.rehearsal.moto_sagemaker import (
     unregister_training_manager,
 )
 from sagecycle.rehearsal.timeline import Timeline
+from stacks.packaging import deterministic_targz
 
 ACCOUNT = "123456789012"  # moto's account, as sagecycle.rehearsal.ACCOUNT
 CODE_CHANNEL = "code"

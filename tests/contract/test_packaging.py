@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sagecycle.packaging import CONTRACT_DIR, build_lambda_bundle, build_sourcedir, contract_files
+from stacks.packaging import CONTRACT_DIR, build_lambda_bundle, build_sourcedir, contract_files
 from tests.lambdas.fixtures import ENV
 
 CONTRACT_MODULES = {"contract/__init__.py", "contract/data.py", "contract/metrics.py", "contract/names.py"}

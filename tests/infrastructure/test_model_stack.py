@@ -7,9 +7,9 @@ from pathlib import Path
 
 from aws_cdk.assertions import Match
 
-from sagecycle.packaging import build_sourcedir
 from stacks.constructs.images import ecr_repository_arn, xgboost_image_uri
 from stacks.model_stack import BASELINE_MODEL_KEY, champion_parameter_name
+from stacks.packaging import build_sourcedir
 from tests.infrastructure.conftest import Synthesized
 
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from lambdas.shared.metrics import METRIC_DEFINITIONS
-from sagecycle.packaging import build_sourcedir
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.timeline import Timeline
 from sagecycle.rehearsal.training import LocalTraining
+from stacks.packaging import build_sourcedir
 from training_scripts.prepare import EMBEDDED_ADULT, Prepared, prepare
 
 pytest.register_assert_rewrite("tests.rehearsal.conftest_hosting")  # before the import below: it is a plugin too

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sagecycle.packaging import build_sourcedir
+from stacks.packaging import build_sourcedir
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "training_scripts"
 CONTAINER_SCRIPTS = ["train.py", "data_io.py", "evaluation.py", "metrics_format.py", "hyperparameters.py"]

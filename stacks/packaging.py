@@ -1,5 +1,8 @@
 """Deterministic code artifacts: the same sources always give the same bytes, so content hashes mean something.
 
+Synth owns them (stacks/app_builder.py stages every asset from here); the CLI and the rehearsal import them, never
+the other way round.
+
 Both the training source tarball and the Lambda bundle carry the data contract (`contract/`, stdlib only) at
 their root, next to `train.py` and next to `lambdas/` respectively, so every reader imports the same rules.
 """

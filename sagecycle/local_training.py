@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sagecycle.cli import HelpFormatter
-from stacks.packaging import build_sourcedir, deterministic_targz
+from stacks.packaging import SCRIPTS_DIR, build_sourcedir, deterministic_targz
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "training_scripts"
 TRAIN_SCRIPT = "train.py"
 Distribution = Literal["FullyReplicated", "ShardedByS3Key"]
 _GRACE_SECONDS = 60.0  # how long the other hosts get to notice a failed one (a loaded 2-core CI box is slow)
@@ -331,8 +330,8 @@ def run_local_training(
         )
     model_dir = runs[0].model_dir
     evaluation = json.loads((model_dir / "evaluation.json").read_text(encoding="utf-8"))
-    tar = package_model(model_dir, Path(output_tar)) if output_tar is not None else None
-    return TrainingResult(model_dir, tar, evaluation, time.perf_counter() - started, work, runs)
+    model_tar = package_model(model_dir, Path(output_tar)) if output_tar is not None else None
+    return TrainingResult(model_dir, model_tar, evaluation, time.perf_counter() - started, work, runs)
 
 
 def _failure(root: Path) -> str | None:

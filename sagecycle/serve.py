@@ -446,12 +446,12 @@ def _bounded_worker_class() -> type:
     """
     from gunicorn.workers import gthread
 
-    class BoundedConnection(gthread.TConn):  # type: ignore[misc]
+    class BoundedConnection(gthread.TConn):
         def init(self) -> None:
             super().init()
             self.sock.settimeout(HEADER_TIMEOUT_SECONDS)
 
-    class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    class BoundedThreadWorker(gthread.ThreadWorker):
         def init_process(self) -> None:
             gthread.DEFAULT_WORKER_DATA_TIMEOUT = IDLE_WAIT_SECONDS  # read at call time by handle()
             gthread.TConn = BoundedConnection  # what accept() builds
@@ -464,7 +464,7 @@ def _run_gunicorn(app: ServingApp, options: dict[str, Any]) -> None:
     """Runs gunicorn's arbiter over an already-built app (gunicorn is imported here: tests never need it)."""
     from gunicorn.app.base import BaseApplication
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)

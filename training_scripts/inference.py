@@ -216,7 +216,10 @@ def model_fn(model_dir: str) -> Model:
     # Exact-token shortcuts for the contract's request rules (contract.data.request_csv_cell decides the rest):
     # a missing token, then a valid code, then a category name.
     missing = spec.missing_set | {data.REQUEST_NAN_WORD, "NaN", "NAN"}
-    names, categories, csv_maps, name_maps = [], [], [], []
+    names: list[str] = []
+    categories: list[tuple[str, ...] | None] = []
+    csv_maps: list[dict[str, float] | None] = []
+    name_maps: list[dict[str, float] | None] = []
     for feature in spec.features:
         names.append(feature.name)
         if feature.categorical:
@@ -425,7 +428,7 @@ def _csv_row(model: Model, cells: list[str], r: int) -> list[float]:
             if v is None:
                 v = _numeric_token(model, cell, r, j)
         else:
-            v = lookup.get(cell)  # type: ignore[assignment]
+            v = lookup.get(cell)
             if v is None:
                 v = _categorical_token(model, cell, r, j)
         out.append(v)

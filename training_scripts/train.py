@@ -37,9 +37,10 @@ import sys
 import time
 import traceback
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast, overload
 
 import numpy as np
 import xgboost as xgb
@@ -184,8 +185,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tracker-port", type=int, default=int(env.get("SAGECYCLE_TRACKER_PORT") or DEFAULT_TRACKER_PORT)
     )
     for name in [*HYPERPARAMETERS, *ALIASES]:
-        flags = {f"--{name}", f"--{name.replace('_', '-')}"}
-        parser.add_argument(*sorted(flags), dest=f"hp_{name}", default=None, help=argparse.SUPPRESS)
+        spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
+        parser.add_argument(*sorted(spellings), dest=f"hp_{name}", default=None, help=argparse.SUPPRESS)
     known, unknown = parser.parse_known_args(_drop_sagemaker_args(list(sys.argv[1:] if argv is None else argv)))
     if unknown:
         raise UsageError(
@@ -238,7 +239,11 @@ class Group:
         if self.world == 1:
             return [obj]
         mine = (obj,)  # a tuple, since broadcast refuses None
-        return [xgb.collective.broadcast(mine if r == self.rank else None, r)[0] for r in range(self.world)]
+        # Every rank receives the root's tuple, whatever it passed in.
+        return [
+            cast(tuple[Any], xgb.collective.broadcast(mine if r == self.rank else None, r))[0]
+            for r in range(self.world)
+        ]
 
     def any(self, flag: bool) -> bool:
         if self.world == 1:
@@ -302,12 +307,18 @@ class Loaded:
     train_rows: int
 
 
-def _local_schema(args: argparse.Namespace) -> dict[str, Any] | None:
+class _Splits(TypedDict):
+    train: data_io.Split
+    validation: data_io.Split
+    test: data_io.Split | None
+
+
+def _local_schema(args: argparse.Namespace) -> Mapping[str, Any] | None:
     path = data_io.find_schema(args.schema, args.train)
     return data_io.load_schema(path).raw if path is not None else None
 
 
-def _resolve_schema(doc: dict[str, Any] | None, args: argparse.Namespace, hps: dict[str, Any]) -> data_io.Schema:
+def _resolve_schema(doc: Mapping[str, Any] | None, args: argparse.Namespace, hps: dict[str, Any]) -> data_io.Schema:
     if doc is None:
         if hps["objective"] is None:
             where = args.schema or args.train
@@ -334,22 +345,22 @@ def _resolve_schema(doc: dict[str, Any] | None, args: argparse.Namespace, hps: d
     return schema
 
 
-def _read_local(args: argparse.Namespace, schema: data_io.Schema, hps: dict[str, Any], group: Group):
+def _read_local(args: argparse.Namespace, schema: data_io.Schema, hps: dict[str, Any], group: Group) -> _Splits:
     if not args.train:
         raise UsageError("no train channel: set SM_CHANNEL_TRAIN or --train")
     if not args.validation:
         raise UsageError("no validation channel: early stopping and the threshold need SM_CHANNEL_VALIDATION")
     sharded = group.world > 1  # an empty shard on one host is fine as long as the whole set is not empty
-    splits = {}
-    for name in ("train", "validation", "test"):
+
+    def read(name: str) -> data_io.Split:
         directory = getattr(args, name)
-        if name == "test" and not directory:
-            splits[name] = None
-            continue
         split = data_io.read_channel(directory, schema.n_columns, channel=name, schema=schema, allow_empty=sharded)
         data_io.check_split(split, schema, schema.objective, hps["num_class"])
-        splits[name] = split
-    return splits
+        return split
+
+    train = read("train")
+    validation = read("validation")
+    return _Splits(train=train, validation=validation, test=read("test") if args.test else None)
 
 
 def _fingerprint(split: data_io.Split | None) -> tuple[int, int] | None:
@@ -358,6 +369,10 @@ def _fingerprint(split: data_io.Split | None) -> tuple[int, int] | None:
     return split.rows, zlib.crc32(split.X.tobytes(), zlib.crc32(split.y.tobytes()))
 
 
+@overload
+def _whole(group: Group, split: data_io.Split) -> data_io.Split: ...
+@overload
+def _whole(group: Group, split: data_io.Split | None) -> data_io.Split | None: ...
 def _whole(group: Group, split: data_io.Split | None) -> data_io.Split | None:
     """The full split on every rank: the local one if all ranks read the same rows, else all shards."""
     prints = group.gather(_fingerprint(split))
@@ -383,7 +398,7 @@ def load(args: argparse.Namespace, group: Group) -> Loaded:
         hps["num_class"] = None
     hps["objective"] = schema.objective
     hps["eval_metric"] = hps["eval_metric"] or list(DEFAULT_EVAL_METRICS[schema.objective])
-    splits = _coordinated(group, _read_local, args, schema, hps, group)
+    splits: _Splits = _coordinated(group, _read_local, args, schema, hps, group)
     validation_full = _whole(group, splits["validation"])
     test_full = _whole(group, splits["test"])
     train_rows = int(group.sum(np.array([splits["train"].rows]))[0])
@@ -398,7 +413,9 @@ def load(args: argparse.Namespace, group: Group) -> Loaded:
         if task != "regression":
             # AUC (the binary primary metric) and the threshold are undefined on a single class.
             for name, split in (("validation", validation_full), ("test", test_full if task == "binary" else None)):
-                present = np.unique(split.y) if split is not None else np.array([0, 1])
+                if split is None:
+                    continue
+                present = np.unique(split.y)
                 if len(present) < 2:
                     code = int(present[0])
                     label = schema.classes[code] if code < len(schema.classes) else str(code)
@@ -566,8 +583,8 @@ def boost(
         start = num_round
     metric = f"validation-{params['eval_metric'][-1]}"
     maximize = _maximize(params["eval_metric"][-1])
-    best_iteration = int(booster.attr("best_iteration")) if booster.attr("best_iteration") is not None else None
-    best_score = float(booster.attr("best_score")) if booster.attr("best_score") is not None else None
+    best_iteration = int(attr) if (attr := booster.attr("best_iteration")) is not None else None
+    best_score = float(attr) if (attr := booster.attr("best_score")) is not None else None
     if start and group.is_root:
         print(
             f"resuming from a checkpoint after round {start - 1} (best iteration so far: {best_iteration})", flush=True
@@ -663,7 +680,7 @@ def train(args: argparse.Namespace, loaded: Loaded, group: Group) -> Trained:
         group=group,
     )
     rounds = booster.num_boosted_rounds()
-    best = int(booster.attr("best_iteration"))
+    best = int(cast(str, booster.attr("best_iteration")))  # boost() always sets it
     model = booster[: best + 1] if best + 1 < rounds else booster
     model_json = bytes(model.save_raw("json"))
     digests = group.gather(hashlib.sha256(model_json).hexdigest())

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -110,6 +110,8 @@ class Run:
 
 class Rehearsal:
     """The running local stage: AWS, functions, events, alarms, training and hosting on one simulated clock."""
+
+    _champion: str  # the champion _watch_champion last saw; unset until its first look
 
     def __init__(self, options: Options, progress: Progress) -> None:
         self.options = options
@@ -379,17 +381,18 @@ def initial_stage(r: Rehearsal, step: Any, hps: dict[str, str]) -> tuple[Any, di
     shutil.copy(prepared.schema_path, seed_dir / "train" / "schema.json")
     for split in ("validation", "test"):
         shutil.copytree(prepared.channel(split), seed_dir / split)
+    baseline_tar = out / "models" / "baseline" / "model.tar.gz"
     baseline = run_local_training(
         {split: seed_dir / split for split in ("train", "validation", "test")},
         hyperparameters=hps,
         work_dir=out / "baseline-training",
-        output_tar=out / "models" / "baseline" / "model.tar.gz",
+        output_tar=baseline_tar,
     )
     step.note(f"first model (as `make model`): {_primary(baseline.evaluation)}")
-    templates, cdk_out = _templates(r, baseline.model_tar)
+    templates, cdk_out = _templates(r, baseline_tar)
     r.start(templates, cdk_out, templates_region(templates))
     _set_training(r, hps, schema["objective"])
-    _ensure_baseline(r, baseline.model_tar)
+    _ensure_baseline(r, baseline_tar)
     for split in ("train", "validation", "test"):
         for path in sorted((seed_dir / split).iterdir()):
             r.put(f"{split}/{path.name}", path.read_bytes())
@@ -760,7 +763,7 @@ def _importance(model_dir: Path, schema: dict[str, Any]) -> dict[str, float]:
 
     booster = xgb.Booster()
     booster.load_model(bytearray((model_dir / "xgboost-model").read_bytes()))
-    gains = booster.get_score(importance_type="gain")
+    gains = cast(dict[str, float], booster.get_score(importance_type="gain"))  # a tree booster: one gain each
     names = [f["name"] for f in schema["features"]]
     return {name: float(gains.get(name, gains.get(f"f{j}", 0.0))) for j, name in enumerate(names)}
 
@@ -771,6 +774,7 @@ def _alarm_fired(r: Rehearsal, word: str) -> bool:
 
 def _drift_records(r: Rehearsal) -> list[dict[str, Any]]:
     from moto.backends import get_backend
+    from moto.cloudwatch.models import MetricDatum
 
     backend = get_backend("cloudwatch")[ACCOUNT][r.aws.region]
     by_time: dict[str, dict[str, Any]] = {}
@@ -780,10 +784,11 @@ def _drift_records(r: Rehearsal) -> list[dict[str, Any]]:
         t = datum.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         entry = by_time.setdefault(t, {"t": t, "feature_psi": {}, "max_psi": 0.0, "alarm": False})
         dims = {d.name: d.value for d in datum.dimensions}
+        single = cast(MetricDatum, datum)  # the drift function puts single values, not statistics
         if datum.name == c.METRIC_MAX_PSI:
-            entry["max_psi"] = float(datum.value)
+            entry["max_psi"] = float(single.value)
         elif "Feature" in dims:
-            entry["feature_psi"][dims["Feature"]] = float(datum.value)
+            entry["feature_psi"][dims["Feature"]] = float(single.value)
     threshold = _drift_threshold(r)
     for entry in by_time.values():
         entry["alarm"] = threshold is not None and entry["max_psi"] > threshold

@@ -6,7 +6,10 @@ Per object (one S3 "object created" notification):
    a delete an earlier delivery may not have reached). One that finds another delivery still working fails
    its SQS message, which comes back after the visibility timeout.
 2. Validate: the size from the event first (`report_for_size`: an oversized file is never downloaded),
-   then the bytes (`validate_bytes`) against the champion's schema.json.
+   then the bytes against the champion's schema.json, streamed (`validate_chunks` over GetObject's
+   `iter_chunks`, the SHA-256 computed on the way): memory stays flat whatever the file's size. The check
+   reads the object twice (file-level checks, then rows; see contract.data.CsvCheck), each read pinned to the
+   version (or ETag) of the first.
 3. Copy, byte for byte, with the source's encryption settings (SSE-KMS key, bucket key) and S3 computing
    a SHA-256 of the copy, compared with the SHA-256 of the bytes validated. CopySourceIfMatch pins the copy
    to the version read. Valid -> `train/<key without incoming/>`; invalid ->
@@ -29,7 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -65,7 +68,7 @@ from lambdas.shared.validation import (
     parse_schema,
     report_for_size,
     report_to_json,
-    validate_bytes,
+    validate_chunks,
 )
 
 logger = Logger(service=FUNCTIONS["ingest"], child=True)
@@ -75,6 +78,9 @@ OBJECT_RECORD_DAYS: Final = 30  # duplicate deliveries are recognised this long 
 SINGLE_COPY_MAX_BYTES: Final = 5 * 1024**3  # CopyObject's limit; larger objects use a multipart copy
 COPY_PART_BYTES: Final = 512 * 1024**2
 SIDECAR_SUFFIX: Final = ".report.json"
+# GetObject is read this much at a time (iter_chunks) and checked in line-aligned blocks of about this size:
+# the function's working set is a few of them, whatever the object's size.
+READ_CHUNK_BYTES: Final = 1024 * 1024
 MAX_ANNOUNCED_KEYS: Final = 100
 SOURCE: Final = "sagecycle.ingest"
 
@@ -389,23 +395,26 @@ def delete_original(ref: S3ObjectRef, head: Mapping[str, Any], destination: str)
     s3.delete_object(Bucket=ref.bucket, Key=ref.key)
 
 
-def _head_or_get(ref: S3ObjectRef, *, download: bool) -> tuple[dict[str, Any], bytes | None] | Gone:
-    """(metadata, bytes or None) of the exact object version the event names; Gone when it no longer exists.
+def _head_or_get(ref: S3ObjectRef, *, download: bool, etag: str | None = None) -> tuple[dict[str, Any], Any] | Gone:
+    """(metadata, GetObject's unread StreamingBody or None) of the exact object version the event names; Gone
+    when it no longer exists.
 
     With a version id, that version (whatever the key's current version is: a delete marker, a newer upload).
-    Without one (an unversioned bucket), the key's object only while its ETag is the event's (If-Match).
+    Without one (an unversioned bucket), the key's object only while its ETag is `etag` (a later read of the
+    same object), else the event's (If-Match).
     """
     s3 = client("s3")
     args: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
     versioned = bool(ref.version_id and ref.version_id != "null")
+    pin = etag or ref.etag
     if versioned:
         args["VersionId"] = ref.version_id
-    elif ref.etag:
-        args["IfMatch"] = f'"{ref.etag.strip(chr(34))}"'
+    elif pin:
+        args["IfMatch"] = f'"{pin.strip(chr(34))}"'
     try:
         if download:
             response = s3.get_object(**args)
-            return response, response["Body"].read()
+            return response, response["Body"]
         return s3.head_object(**args), None
     except ClientError as error:
         code = error_code(error)
@@ -414,6 +423,45 @@ def _head_or_get(ref: S3ObjectRef, *, download: bool) -> tuple[dict[str, Any], b
         if code in ("PreconditionFailed", "412") and not versioned:
             return Gone("object-replaced")
         raise
+
+
+class _Vanished(Exception):
+    """The object went away between two reads of one check (carries the Gone)."""
+
+    def __init__(self, gone: Gone) -> None:
+        super().__init__(gone.why)
+        self.gone = gone
+
+
+def validate_object(
+    ref: S3ObjectRef, head: Mapping[str, Any], body: Any, spec: SchemaSpec, limits: Limits
+) -> Report | Gone:
+    """Check the object GetObject returned (`head`, its unread `body`) without holding it: `validate_chunks`
+    over `iter_chunks`. The first pass reads `body`; each later one a new GetObject of the same version (or,
+    unversioned, the same ETag as the first). Gone when that read finds the object gone or replaced."""
+    first = [body]
+
+    def open_chunks() -> Iterator[bytes]:
+        stream = first.pop() if first else None
+        if stream is None:
+            found = _head_or_get(ref, download=True, etag=str(head.get("ETag") or "") or None)
+            if isinstance(found, Gone):
+                raise _Vanished(found)
+            stream = found[1]
+        try:
+            yield from stream.iter_chunks(READ_CHUNK_BYTES)
+        finally:
+            stream.close()  # a pass that stops early (too many rows, enough problems) drops the connection
+
+    try:
+        return validate_chunks(
+            open_chunks, int(head["ContentLength"]), spec, limits=limits, block_bytes=READ_CHUNK_BYTES
+        )
+    except _Vanished as vanished:
+        return vanished.gone
+    finally:
+        for unread in first:  # refused by its size: the first body was never read
+            unread.close()
 
 
 # ------------------------------------------------------------------------------------------ one object
@@ -514,9 +562,12 @@ class BatchRun:
         found = _head_or_get(ref, download=report is None)
         if isinstance(found, Gone):
             return self._missing(ref, pk, found)
-        head, data = found
+        head, body = found
         if report is None:
-            report = validate_bytes(data or b"", spec, limits=limits)
+            checked = validate_object(ref, head, body, spec, limits)
+            if isinstance(checked, Gone):
+                return self._missing(ref, pk, checked)
+            report = checked
         if report.valid:
             return self._accept(ref, pk, head, report, now=now)
         return self._quarantine(ref, pk, head, report, now=now)

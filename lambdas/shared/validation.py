@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -65,6 +65,7 @@ __all__ = [
     "report_to_json",
     "schema_fingerprint",
     "validate_bytes",
+    "validate_chunks",
     "validate_file",
 ]
 
@@ -177,6 +178,53 @@ def validate_file(
     check = CsvCheck(blocks, spec, max_rows=limits.max_rows, fast=vouch)
     found, truncated = _collect(check.problems(), limits)
     return Report(not found, found, truncated, check.rows, check.size, digest.hexdigest(), spec.fingerprint, limits)
+
+
+def validate_chunks(
+    open_chunks: Callable[[], Iterable[bytes]],
+    size_bytes: int,
+    schema: Mapping[str, Any] | SchemaSpec,
+    *,
+    limits: Limits = Limits(),
+    block_bytes: int = BLOCK_BYTES,
+) -> Report:
+    """`validate_file` for bytes that arrive as chunks of any size (S3's `iter_chunks`), in flat memory.
+
+    `open_chunks()` yields the file's bytes from the start each time it is called (two passes, as
+    `validate_file`; a third only to place a NUL or a non-UTF-8 byte): every call must yield the same bytes
+    (an S3 object pinned by its version or ETag). `size_bytes` (ContentLength) refuses an oversized file
+    unread. No fast check: this is the exact path the ingest function runs (no pyarrow in Lambda).
+    """
+    spec = schema if isinstance(schema, SchemaSpec) else parse_schema(schema)
+    limits = limits.resolved(spec)
+    oversize = report_for_size(size_bytes, spec, limits)
+    if oversize is not None:
+        return oversize
+    digest = hashlib.sha256()
+    hashing = [True]  # only the first pass hashes
+
+    def blocks() -> Iterator[bytes]:
+        for block in line_blocks(_reader(iter(open_chunks())), block_bytes):
+            if hashing[0]:
+                digest.update(block)
+            yield block
+        hashing[0] = False
+
+    check = CsvCheck(blocks, spec, max_rows=limits.max_rows)
+    found, truncated = _collect(check.problems(), limits)
+    return Report(not found, found, truncated, check.rows, check.size, digest.hexdigest(), spec.fingerprint, limits)
+
+
+def _reader(chunks: Iterator[bytes]) -> Callable[[int], bytes]:
+    """`read(n)` over chunks of any size, for `line_blocks` (which joins them): b"" only at the end."""
+
+    def read(_size: int) -> bytes:
+        for chunk in chunks:
+            if chunk:
+                return bytes(chunk)
+        return b""
+
+    return read
 
 
 def _collect(problems: Iterator[Problem], limits: Limits) -> tuple[tuple[Problem, ...], bool]:

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 
 from lambdas.shared import artifacts, runs
 from lambdas.shared.contract import (
@@ -35,17 +34,18 @@ from lambdas.shared.contract import (
     FUNCTIONS,
     alarm_name,
 )
+from lambdas.shared.deployments import (
+    Deployment,
+    create_model_and_config,
+    describe_endpoint,
+    record_started,
+    update_endpoint,
+)
 from lambdas.shared.events import AlarmChange
 from lambdas.shared.function_settings import app_from_prefix, retrain_policy, training_settings
-from lambdas.shared.jobspec import (
-    TrainingSpecSettings,
-    build_endpoint_config,
-    build_model,
-    build_update_endpoint,
-    resource_name,
-)
+from lambdas.shared.jobspec import TrainingSpecSettings, resource_name
 from lambdas.shared.policy import RetrainPolicy
-from lambdas.shared.runtime import client, create_if_absent, env_arn, env_str, epoch, error_code, iso
+from lambdas.shared.runtime import env_arn, env_str, epoch, iso
 from lambdas.shared.telemetry import notify
 
 logger = Logger(service=FUNCTIONS["alarm_responder"], child=True)
@@ -121,25 +121,6 @@ def rollback_config_name(settings: TrainingSpecSettings, model_data_url: str) ->
 # ---------------------------------------------------------------------------------------------- AWS
 
 
-def describe_endpoint(name: str) -> dict[str, Any] | None:
-    try:
-        return dict(client("sagemaker").describe_endpoint(EndpointName=name))
-    except ClientError as error:
-        if error_code(error) == "ValidationException" and "could not find" in str(error).lower():
-            return None
-        raise
-
-
-def parameter(name: str) -> str | None:
-    try:
-        value = client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-    except ClientError as error:
-        if error_code(error) == "ParameterNotFound":
-            return None
-        raise
-    return str(value) if str(value).startswith("s3://") else None
-
-
 def serving_model_url(endpoint: Mapping[str, Any]) -> str | None:
     url = artifacts.serving_model_url(dict(endpoint))
     if url is None:
@@ -149,50 +130,35 @@ def serving_model_url(endpoint: Mapping[str, Any]) -> str | None:
 
 def roll_back(alarm: AlarmChange, endpoint: Mapping[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
     serving = serving_model_url(endpoint)
-    target, why = rollback_target(parameter(settings.previous_parameter), serving)
+    target, why = rollback_target(artifacts.champion_url(settings.previous_parameter), serving)
     if target is None:
         logger.warning("no rollback", extra={"reason": why, "alarm": alarm.alarm_name})
         return {"action": "none", "reason": why}
     name = rollback_config_name(settings.training, target)
-    sagemaker = client("sagemaker")
-    create_if_absent(
-        sagemaker.create_model,
-        **build_model(settings.training, model_name=name, model_data_url=target, run_id=alarm.episode),
-    )
-    create_if_absent(
-        sagemaker.create_endpoint_config,
-        **build_endpoint_config(settings.training, endpoint_config_name=name, model_name=name, run_id=alarm.episode),
-    )
-    sagemaker.update_endpoint(
-        **build_update_endpoint(
-            emergency_settings(settings.training),
-            endpoint_name=settings.endpoint_name,
-            endpoint_config_name=name,
-            alarm_names=[],
-        )
+    create_model_and_config(settings.training, name=name, model_data_url=target, run_id=alarm.episode)
+    # Without alarm-driven auto-rollback: those alarms are the ones firing.
+    update_endpoint(
+        emergency_settings(settings.training),
+        endpoint_name=settings.endpoint_name,
+        endpoint_config_name=name,
+        alarm_names=[],
     )
     champion = runs.get_item(settings.runs_table, runs.CHAMPION) or {}
     reason = f"rolled back after alarm {alarm.alarm_name} at {iso(alarm.timestamp)}: {alarm.reason}"[:900]
-    runs.put_item(
-        settings.runs_table,
-        runs.deployment_key(name),
-        {
-            "kind": "rollback",
-            "endpoint_config_name": name,
-            "model_data_url": target,
-            "from_model_data_url": serving,
-            "from_endpoint_config_name": endpoint.get("EndpointConfigName"),
-            "rolled_back_package_arn": champion.get("package_arn")
-            if champion.get("model_data_url") == serving
-            else None,
-            "alarm_episode": alarm.episode,
-            "reason": reason,
-            "status": "pending",
-            "started_at": epoch(now),
-            "started_at_iso": iso(now),
-        },
-    )
-    runs.put_item(settings.runs_table, runs.DEPLOYMENT, {"endpoint_config_name": name, "kind": "rollback"})
+    deployment: Deployment = {
+        "kind": "rollback",
+        "endpoint_config_name": name,
+        "model_data_url": target,
+        "from_model_data_url": serving,
+        "from_endpoint_config_name": endpoint.get("EndpointConfigName"),
+        "rolled_back_package_arn": champion.get("package_arn") if champion.get("model_data_url") == serving else None,
+        "alarm_episode": alarm.episode,
+        "reason": reason,
+        "status": "pending",
+        "started_at": epoch(now),
+        "started_at_iso": iso(now),
+    }
+    record_started(settings.runs_table, deployment)
     logger.warning("rollback started", extra={"endpoint_config": name, "to": target, "from": serving})
     return {"action": "rollback", "endpoint_config": name, "to": target, "from": serving}
 

@@ -54,7 +54,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -70,18 +70,19 @@ from lambdas.shared.contract import (
     ENV_STAGE,
     FUNCTIONS,
 )
+from lambdas.shared.deployments import (
+    Deployment,
+    create_model_and_config,
+    deployment_outcome,
+    describe_endpoint,
+    record_started,
+    update_endpoint,
+)
 from lambdas.shared.events import EndpointChange, TrainingJobChange, TuningJobChange
 from lambdas.shared.function_settings import retrain_policy, training_settings
-from lambdas.shared.jobspec import (
-    TrainingSpecSettings,
-    build_endpoint_config,
-    build_model,
-    build_update_endpoint,
-    resource_name,
-    sanitize_tag_text,
-)
+from lambdas.shared.jobspec import TrainingSpecSettings, build_model, resource_name, sanitize_tag_text
 from lambdas.shared.policy import RetrainPolicy
-from lambdas.shared.runtime import client, create_if_absent, env_arn, env_str, env_str_list, epoch, error_code, iso
+from lambdas.shared.runtime import client, env_arn, env_str, env_str_list, epoch, error_code, iso
 from lambdas.shared.telemetry import notify
 
 logger = Logger(service=FUNCTIONS["promote"], child=True)
@@ -93,7 +94,6 @@ PREVIOUS_SUFFIX: Final = "/previous"
 METADATA_PREFIX: Final = "sagecycle:"
 MAX_METADATA: Final = 50
 BUSY_STATES: Final = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
-FAILED_STATES: Final = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService"})
 CONTENT_TYPES: Final = ["text/csv", "application/json"]
 
 
@@ -173,39 +173,11 @@ def decide_promotion(
     return verdict(True, f"{name} {value:.6g} vs champion {champion.value:.6g}: within tolerance or better")
 
 
-def deployment_outcome(
-    deployment: Mapping[str, Any], endpoint: Mapping[str, Any]
-) -> Literal["succeeded", "rolled_back", "failed", "in_progress"]:
-    """What DescribeEndpoint says about the deployment of `deployment["endpoint_config_name"]`."""
-    status = str(endpoint.get("EndpointStatus", ""))
-    current = endpoint.get("EndpointConfigName")
-    pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
-    if status in FAILED_STATES:
-        return "failed"
-    if status != "InService" or pending:
-        return "in_progress"
-    if current == deployment["endpoint_config_name"]:
-        return "succeeded"
-    modified = endpoint.get("LastModifiedTime")
-    if isinstance(modified, datetime) and epoch(modified) < int(deployment.get("started_at", 0)):
-        return "in_progress"  # a description older than our update: not an answer yet
-    return "rolled_back"
-
-
 # ------------------------------------------------------------------------------------------- helpers
 
 
 def client_token(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:32]
-
-
-def describe_endpoint(name: str) -> dict[str, Any] | None:
-    try:
-        return dict(client("sagemaker").describe_endpoint(EndpointName=name))
-    except ClientError as error:
-        if error_code(error) == "ValidationException" and "could not find" in str(error).lower():
-            return None
-        raise
 
 
 def _metadata(values: Mapping[str, Any]) -> dict[str, str]:
@@ -704,17 +676,9 @@ def deploy_candidate(
     Model and endpoint config are named after the training job that wrote the model (a tuning job's best).
     """
     job = candidate.job_name
-    sagemaker = client("sagemaker")
-    create_if_absent(
-        sagemaker.create_model,
-        **build_model(settings.training, model_name=job, model_data_url=model_url, run_id=job),
-    )
-    create_if_absent(
-        sagemaker.create_endpoint_config,
-        **build_endpoint_config(settings.training, endpoint_config_name=job, model_name=job, run_id=job),
-    )
+    create_model_and_config(settings.training, name=job, model_data_url=model_url, run_id=job)
     champion = _champion_record(settings)
-    record = {
+    record: Deployment = {
         "kind": "promotion",
         "endpoint_config_name": job,
         "model_data_url": model_url,
@@ -746,19 +710,17 @@ def deploy_candidate(
     else:
         start_update(job, settings)
         status = "pending"
-    runs.put_item(settings.runs_table, runs.deployment_key(job), {**record, "status": status})
-    runs.put_item(settings.runs_table, runs.DEPLOYMENT, {"endpoint_config_name": job, "kind": "promotion"})
+    record_started(settings.runs_table, {**record, "status": status})
     return status
 
 
 def start_update(endpoint_config_name: str, settings: Settings) -> None:
-    params = build_update_endpoint(
+    update_endpoint(
         settings.training,
         endpoint_name=settings.endpoint_name,
         endpoint_config_name=endpoint_config_name,
-        alarm_names=list(settings.rollback_alarms),
+        alarm_names=settings.rollback_alarms,
     )
-    client("sagemaker").update_endpoint(**params)
     logger.info("endpoint update started", extra={"endpoint_config": endpoint_config_name})
 
 
@@ -829,16 +791,8 @@ def reassert_champion(settings: Settings, now: datetime) -> dict[str, Any]:
         logger.error("endpoint still off the champion after a re-deployment; not retrying", extra=context)
         return {"ignored": "champion already re-deployed in this window", **context}
     name = resource_name(f"{settings.training.job_name_prefix}-ch", champion, max_length=63)
-    sagemaker = client("sagemaker")
-    create_if_absent(
-        sagemaker.create_model,
-        **build_model(settings.training, model_name=name, model_data_url=champion, run_id=name),
-    )
-    create_if_absent(
-        sagemaker.create_endpoint_config,
-        **build_endpoint_config(settings.training, endpoint_config_name=name, model_name=name, run_id=name),
-    )
-    record = {
+    create_model_and_config(settings.training, name=name, model_data_url=champion, run_id=name)
+    record: Deployment = {
         "kind": "reassert",
         "endpoint_config_name": name,
         "model_data_url": champion,
@@ -847,8 +801,7 @@ def reassert_champion(settings: Settings, now: datetime) -> dict[str, Any]:
         "started_at": epoch(now),
         "started_at_iso": iso(now),
     }
-    runs.put_item(settings.runs_table, runs.deployment_key(name), record)
-    runs.put_item(settings.runs_table, runs.DEPLOYMENT, {"endpoint_config_name": name, "kind": "reassert"})
+    record_started(settings.runs_table, record)
     start_update(name, settings)
     logger.warning("endpoint was serving another model; champion re-deployed", extra=context)
     notify(

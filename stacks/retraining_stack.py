@@ -29,7 +29,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from config.settings import StageConfig, retrain_policy_document, training_spec_fields
+from config.settings import INGEST_TIMEOUT_S, StageConfig, retrain_policy_document, training_spec_fields
 from lambdas.shared import contract as c
 from lambdas.shared.events import TERMINAL_TRAINING_STATES, TERMINAL_TUNING_STATES
 from lambdas.shared.jobspec import TrainingSpecSettings, VpcSettings
@@ -418,8 +418,9 @@ class RetrainingStack(Stack):
                 publish,
                 publish_key,
             ],
-            timeout=Duration.minutes(5),
-            memory_mb=1024,
+            # Sized from retraining.max_file_mb: CPU to check the largest file in time (config.settings).
+            timeout=Duration.seconds(INGEST_TIMEOUT_S),
+            memory_mb=config.retraining.ingest_memory_mb,
             reserved_concurrency=2,
             **fn_args,
         )

@@ -195,6 +195,11 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], str]] = [
         "configuration error: retraining.max_file_mb: 0 is out of range (allowed: 1..5120)",
     ),
     (
+        {"retraining": {"max_file_mb": 5120}},
+        "configuration error: retraining.max_file_mb: 5120 MB cannot be checked within the ingest function's "
+        "300 s timeout (one vCPU checks 8 MiB/s) (allowed: 1..1920)",
+    ),
+    (
         {"endpoint": {"max_4xx_rate_percent": -1}},
         "configuration error: endpoint.max_4xx_rate_percent: -1 is out of range (allowed: >= 0 and < 100)",
     ),
@@ -527,3 +532,11 @@ def test_endpoint_deployment_and_idle_limits_name_the_key(endpoint: dict[str, An
     with pytest.raises(ConfigError) as caught:
         load_config("dev", overrides={"endpoint": endpoint})
     assert caught.value.key == key
+
+
+def test_ingest_memory_is_sized_from_the_largest_file() -> None:
+    # GIVEN the default size limit, one that needs more CPU, and the largest that fits
+    # WHEN each configuration is loaded
+    sizes = {mb: load_config("dev", overrides={"retraining": {"max_file_mb": mb}}) for mb in (100, 1500, 1920)}
+    # THEN the default keeps 1,024 MB, more buys CPU in proportion, and the largest uses one vCPU
+    assert [cfg.retraining.ingest_memory_mb for cfg in sizes.values()] == [1024, 1383, 1769]

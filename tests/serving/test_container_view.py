@@ -174,3 +174,33 @@ def test_no_text_request_is_a_500(hosted, rows):
         result = hosted.invoke(body.encode(), content_type, None)
         # THEN each is a success or a client error, never a 500
         assert result.status in CLIENT_STATUSES, (content_type, body, result.body[:400])
+
+
+_CONTEXT_PROGRAM = """
+def model_fn(model_dir):
+    return "model"
+
+
+def input_fn(body, content_type, context):  # takes the request context, as the toolkit allows
+    return type(context).__name__
+
+
+def predict_fn(data, model):
+    return data
+
+
+def output_fn(prediction, accept):
+    return prediction, "text/plain"
+"""
+
+
+def test_handlers_that_take_a_context_still_get_one_on_every_request(tmp_path):
+    # GIVEN an artifact whose input_fn takes the toolkit's context argument and whose other handlers do not
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "context_program.py").write_text(_CONTEXT_PROGRAM)
+    hosted = start_container(tmp_path, {**default_environment(), "SAGEMAKER_PROGRAM": "context_program.py"})
+    # WHEN it is invoked twice (the toolkit checks each handler's arity on every request)
+    results = [hosted.invoke(b"x", "text/csv", "text/plain") for _ in range(2)]
+    # THEN input_fn gets the context each time, and the others are called without it
+    assert [(r.status, r.body) for r in results] == [(200, b"RequestContext")] * 2

@@ -8,11 +8,14 @@ Measures, on one model:
   (b) in process: inference.input_fn -> predict_fn -> output_fn on a CSV body;
   (c) HTTP: a keep-alive connection to a real `sagecycle serve` subprocess (/invocations).
 - one 10,000-row CSV request: rows/s for the floor (inplace_predict on the parsed array), in process, and HTTP.
-- sustained single-row invocations/s of one server process (1 worker, --threads threads) under --clients
-  concurrent keep-alive clients: the measured per-instance figure an autoscaling target is derived from.
+- sustained single-row invocations/s of one server (--workers workers, one per CPU by default, x --threads threads)
+  under --clients concurrent keep-alive client processes, against a bare gunicorn app with the same settings:
+  the measured per-instance figure an autoscaling target is derived from.
 
-Without --model it trains an Adult-shaped model on synthetic data: 14 features (8 categorical, Adult's
-cardinalities), 300 trees of depth 6.
+Every stage runs this tree's serving code (training_scripts/inference.py and contract/, as the next training job
+ships them in code/); --artifact-code serves the code inside the model artifact instead. Without --model it
+trains an Adult-shaped model on synthetic data: 14 features (8 categorical, Adult's cardinalities), 300 trees of
+depth 6.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,6 +39,7 @@ import xgboost as xgb
 
 from sagecycle.serve import model_directory
 from training_scripts import inference
+from training_scripts.train import SERVING_CODE_DIR, write_serving_code
 
 REPO = Path(__file__).resolve().parents[1]
 # Adult's columns in order: (name, number of categories or 0 for numeric).
@@ -241,6 +246,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--clients", type=int, nargs="+", default=[1, 2, 4], help="client processes for each sustained run"
     )
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each sustained run")
+    parser.add_argument(
+        "--artifact-code", action="store_true", help="serve the artifact's own code/ rather than this tree's"
+    )
     return parser.parse_args(argv)
 
 
@@ -249,12 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         scratch = Path(tmp)
         if args.model:
-            model_path = args.model
-            model_dir = model_directory(args.model, scratch / "model")
             source = args.model
+            model_dir = scratch / "model"
+            if Path(args.model).is_dir():
+                shutil.copytree(args.model, model_dir)
+            else:
+                model_directory(args.model, model_dir)
         else:
-            model_dir = model_path = str(train_adult_like(scratch / "model"))
+            model_dir = train_adult_like(scratch / "model")
             source = "synthetic Adult-shaped"
+        if not args.artifact_code or not (model_dir / SERVING_CODE_DIR).is_dir():
+            shutil.rmtree(model_dir / SERVING_CODE_DIR, ignore_errors=True)
+            write_serving_code(model_dir)  # what the next training job ships
+        else:
+            source += " (its own serving code)"
+        model_path = str(model_dir)
         model = inference.model_fn(str(model_dir))
         # The floors use the better of the served configurations: one thread for a row, all cores for a batch.
         booster = model.small_booster
@@ -308,14 +325,15 @@ def main(argv: list[str] | None = None) -> int:
                     t = latencies(call, args.requests)
                     results[name].append((float(np.percentile(t, 50)), float(np.percentile(t, 99))))
             for _ in range(args.bulk_repeats):
-                for name, call in (
+                bulk_stages: tuple[tuple[str, Callable[[], Any]], ...] = (
                     ("floor", floor_bulk),
                     ("floor1", floor_bulk_one_thread),
                     ("inproc", inproc_bulk),
                     ("http", lambda: client.post(bulk_body)),
-                ):
+                )
+                for name, run in bulk_stages:
                     began = time.perf_counter()
-                    call()
+                    run()
                     bulk_times[name].append(time.perf_counter() - began)
             served = {n: sustained(port, single_bodies, n, args.seconds) for n in args.clients}
         finally:

@@ -455,13 +455,9 @@ def _parse_csv_vectorised(text: str, model: Model) -> np.ndarray | None:
     if not body:
         return None
     n = model.n_features
-    # Every line must hold exactly n-1 commas; a short row would otherwise come back silently NaN-padded.
-    raw = np.frombuffer(body, dtype=np.uint8)
-    ends = np.flatnonzero(raw == 10)
-    commas = np.flatnonzero(raw == 44)
-    per_line = np.diff(np.searchsorted(commas, ends, side="left"), prepend=0, append=len(commas))
-    if per_line.size != ends.size + 1 or np.any(per_line != n - 1):
-        return None  # wrong field count or a blank line: the Python path reports or skips it exactly
+    # pyarrow refuses a line with more or fewer than n fields (ArrowInvalid: the exact path names it) but skips a
+    # blank line, and takes a bare carriage return for a line end: either way the row count differs from this.
+    lines = body.count(b"\n") + 1
     names = [str(j) for j in range(n)]
     spec = model.spec
 
@@ -483,26 +479,28 @@ def _parse_csv_vectorised(text: str, model: Model) -> np.ndarray | None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         table = None  # text in some cell: the string path below
     if table is not None:
-        if table.num_rows != ends.size + 1:
-            return None  # a bare carriage return split a line
-        if any(pc.any(pc.is_nan(table.column(j))).as_py() for j in range(n)):  # NaN, not null
-            return None  # a nan word pyarrow read as NaN: the contract decides (and names it) on the exact path
+        if table.num_rows != lines:
+            return None  # a blank line, or a bare carriage return split a line: the exact path skips or names it
         features = np.column_stack([table.column(j).to_numpy(zero_copy_only=False) for j in range(n)])
+        missing = np.isnan(features)
+        if (missing.sum(axis=0) != [table.column(j).null_count for j in range(n)]).any():  # NaN, not null
+            return None  # a nan word pyarrow read as NaN: the contract decides (and names it) on the exact path
         with np.errstate(over="ignore", invalid="ignore"):
             if np.isinf(features.astype(np.float32)).any():
                 return None  # inf, or overflows float32: the Python path names the cell
-            for j, codes in enumerate(spec.category_codes):
-                if codes is None:
-                    continue
-                known = features[:, j][~np.isnan(features[:, j])]
-                if known.size and ((known != np.floor(known)).any() or known.min() < 0 or known.max() >= len(codes)):
-                    return None
+            categorical = [j for j, codes in enumerate(spec.category_codes) if codes is not None]
+            if categorical:
+                codes = features[:, categorical]
+                sizes = np.array([len(spec.category_codes[j] or ()) for j in categorical])
+                invalid = (codes != np.floor(codes)) | (codes < 0) | (codes >= sizes)
+                if (invalid & ~missing[:, categorical]).any():
+                    return None  # not a category code: a category name, or the exact path names the cell
         return features
     try:
         table = read(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if table.num_rows != ends.size + 1:
+    if table.num_rows != lines:
         return None
     decimal = f"^(?:{data.DECIMAL_PATTERN})$"
     features = np.empty((table.num_rows, n), dtype=np.float64)
@@ -775,19 +773,21 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     model = prediction.model
     scores = prediction.scores
     labels = _labels(prediction) if want_labels else None
-    values = scores.tolist()
     if media == CSV:
+        texts = _float_texts(scores)
         if scores.ndim == 1 and labels is None:
-            body = ("\n" if _BATCH else ",").join(map(repr, values))
+            body = ("\n" if _BATCH else ",").join(texts)
         else:
             escaped = [_csv_field(c) for c in model.classes]
-            lines = [repr(v) if scores.ndim == 1 else ",".join(map(repr, v)) for v in values]
+            width = 1 if scores.ndim == 1 else scores.shape[1]
+            lines = [",".join(texts[i : i + width]) for i in range(0, len(texts), width)]
             if labels is not None:
                 lines = [f"{line},{escaped[k]}" for line, k in zip(lines, labels, strict=True)]
             body = "\n".join(lines)
         if _BATCH:
             body += "\n"
         return body.encode("utf-8"), media
+    values = scores.tolist()
     if labels is None:
         records = [{"score": v} for v in values]
     else:
@@ -838,6 +838,26 @@ def resolve_accept(accept: str | None, request_content_type: str | None = None) 
 
 
 _DEFAULT_ACCEPT_TYPE = _RESPONSE_TYPES.get(_parse_media_range(_DEFAULT_ACCEPT)[0]) if _DEFAULT_ACCEPT else None
+
+
+def _float_texts(values: np.ndarray) -> list[str]:
+    """Each value (row-major) as the shortest text that reads back as the same float32: `0.8234567`, not the
+    `0.8234567046165466` of its float64 repr; `1` for 1.0, and nan/inf/-inf.
+
+    A large response is formatted by pyarrow in one call, about 4x faster than repr for 10,000 rows; a small one by
+    numpy's shortest repr of each value, since pyarrow's fixed cost is larger there. Both find the same digits; only
+    the notation of very small or large numbers may differ (`1e-05` here, `0.00001` from pyarrow).
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float32).ravel()
+    if len(flat) >= _VECTORISE_MIN_ROWS:
+        try:
+            import pyarrow as pa
+        except ImportError:  # pragma: no cover - the framework container has pyarrow
+            pass
+        else:
+            texts: list[str] = pa.array(flat).cast(pa.string()).to_pylist()
+            return texts
+    return [text[:-2] if text.endswith(".0") else text for text in map(str, flat)]
 
 
 def _labels(prediction: Prediction) -> list[int]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import model_factory
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sagemaker.core.serializers import CSVSerializer
 
 from training_scripts import inference
@@ -314,7 +318,11 @@ def test_unsupported_accept_is_406(binary_model):
 
 @pytest.mark.parametrize(
     ("bad_row", "bad_line", "expected"),
-    [(777, "39,2,abc,1", "row 777, column 3"), (500, "1,2,3", "row 500 has 3 values")],
+    [
+        (777, "39,2,abc,1", "row 777, column 3"),
+        (500, "1,2,3", "row 500 has 3 values"),
+        (300, "39,2,40,1,", "row 300 has 5 values"),  # a trailing comma is a fifth, empty field
+    ],
 )
 def test_an_error_deep_in_a_large_csv_names_its_row(binary_model, bad_row, bad_line, expected):
     # GIVEN 1,000 rows (the vectorised parse) with one bad row
@@ -373,3 +381,20 @@ def test_more_than_100000_rows_is_413(binary_model, content_type, make_body):
     # THEN it is refused as too large, with the count and the limit
     assert caught.value.status == 413
     assert "100,001 rows; the limit is 100,000" in caught.value.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=hnp.arrays(np.float32, st.integers(1, 300), elements=st.floats(width=32)))
+def test_csv_scores_read_back_as_the_same_float32_in_their_shortest_text(binary_model, scores):
+    # GIVEN any float32 scores (NaN, infinities, subnormals, the float32 extremes), few or many
+    prediction = inference.Prediction(scores=scores, content_type=inference.CSV, model=binary_model)
+    # WHEN they are written as CSV
+    body, _ = inference.output_fn(prediction, "text/csv")
+    texts = body.decode().split(",")
+    # THEN each reads back as exactly its float32 (what the booster predicted), in no more digits than needed
+    np.testing.assert_array_equal(np.array([float(t) for t in texts], dtype=np.float32), scores)
+    assert [_significant_digits(t) for t in texts] == [_significant_digits(str(v)) for v in scores]  # numpy's shortest
+
+
+def _significant_digits(text: str) -> int:
+    return len(Decimal(text).normalize().as_tuple().digits)

@@ -175,7 +175,17 @@ def training_state_change(
 ) -> dict[str, Any]:
     """ "SageMaker Training Job State Change": the detail mirrors DescribeTrainingJob (timestamps in epoch
     milliseconds, tags as a map), as the SageMaker Developer Guide's sample shows."""
-    detail = {k: _millis(describe_training_job[k]) for k in _TRAINING_FIELDS if k in describe_training_job}
+    detail = {
+        k: _millis(describe_training_job[k]) for k in _TRAINING_FIELDS if describe_training_job.get(k) is not None
+    }
+    if "AlgorithmSpecification" in detail:  # the sample carries the image, algorithm and input mode only
+        spec = detail["AlgorithmSpecification"]
+        keep = ("TrainingImage", "AlgorithmName", "TrainingInputMode")
+        detail["AlgorithmSpecification"] = {k: spec[k] for k in keep if k in spec}
+    if detail.get("TrainingJobStatus") != "Failed":
+        detail.pop("FailureReason", None)
+    if detail.get("TrainingJobStatus") != "Completed":
+        detail.pop("ModelArtifacts", None)  # a failed or stopped job has no artifact to announce
     detail["Tags"] = dict(tags or {})
     return envelope(
         "aws.sagemaker",

@@ -466,17 +466,8 @@ def _scenario(r: Rehearsal) -> None:
         if o.reduced:
             labels, lines = labels[:1000], lines[:1000]
         runtime = r.runtime()
-        cursor = {"i": 0}
 
-        def holdout() -> None:
-            for _ in range(2):
-                start = cursor["i"] % len(lines)
-                batch = lines[start : start + TRAFFIC_BATCH]
-                cursor["i"] += TRAFFIC_BATCH
-                runtime.invoke_endpoint(
-                    EndpointName=r.names.endpoint_name, ContentType="text/csv", Body="\n".join(batch).encode()
-                )
-
+        holdout = _traffic(runtime, r.names.endpoint_name, lines)
         r.traffic = holdout
         r.tick(30)
         scores = _score(runtime, r.names.endpoint_name, lines)
@@ -526,18 +517,8 @@ def _scenario(r: Rehearsal) -> None:
         r.timeline.step = 5
         drift_columns = _drift_columns(r, schema, baseline.model_dir)
         drifted = _shift(lines, drift_columns, 1.25)
-        cursor["i"] = 0
 
-        def drifting() -> None:
-            for _ in range(2):
-                start = cursor["i"] % len(drifted)
-                batch = drifted[start : start + TRAFFIC_BATCH]
-                cursor["i"] += TRAFFIC_BATCH
-                runtime.invoke_endpoint(
-                    EndpointName=r.names.endpoint_name, ContentType="text/csv", Body="\n".join(batch).encode()
-                )
-
-        r.traffic = drifting
+        r.traffic = _traffic(runtime, r.names.endpoint_name, drifted)
         names = [schema["features"][j]["name"] for j in drift_columns]
         step.note(f"shifting {', '.join(names)} (x1.25 + 3) in the live traffic")
         r.until(lambda: _alarm_fired(r, "drift"), limit_minutes=6 * 60, what="the drift alarm")
@@ -729,6 +710,20 @@ def _job_evaluation(r: Rehearsal, job: str, dest: Path) -> dict[str, Any]:
 def _champion_evaluation(r: Rehearsal, dest: Path) -> dict[str, Any]:
     bucket, _, key = r.champion().removeprefix("s3://").partition("/")
     return _model_files(r.s3.get_object(Bucket=bucket, Key=key)["Body"].read(), dest)
+
+
+def _traffic(runtime: Any, endpoint: str, lines: list[str], requests_per_minute: int = 2) -> Callable[[], None]:
+    """A minute's traffic: the next `requests_per_minute` batches of `lines` through InvokeEndpoint, round and round."""
+    cursor = {"i": 0}
+
+    def send() -> None:
+        for _ in range(requests_per_minute):
+            start = cursor["i"] % len(lines)
+            batch = lines[start : start + TRAFFIC_BATCH]
+            cursor["i"] += TRAFFIC_BATCH
+            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body="\n".join(batch).encode())
+
+    return send
 
 
 def _score(runtime: Any, endpoint: str, lines: list[str]) -> np.ndarray:

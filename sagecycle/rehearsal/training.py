@@ -28,7 +28,6 @@ import re
 import shutil
 import tarfile
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,54 +76,12 @@ def _epoch_ms(moment: Any) -> Any:
 def training_job_event(
     describe: Mapping[str, Any], *, region: str, time: datetime, tags: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """A "SageMaker Training Job State Change" event for `describe` (a DescribeTrainingJob answer), in the shape of
-    the published sample (tests/events/aws/sagemaker/training_job_state_change.json): the description's fields,
-    timestamps as epoch milliseconds, Tags as a map; FailureReason only on a failed job."""
-    keep = (
-        "TrainingJobName",
-        "TrainingJobArn",
-        "TrainingJobStatus",
-        "SecondaryStatus",
-        "FailureReason",
-        "HyperParameters",
-        "AlgorithmSpecification",
-        "RoleArn",
-        "InputDataConfig",
-        "OutputDataConfig",
-        "ResourceConfig",
-        "VpcConfig",
-        "StoppingCondition",
-        "CreationTime",
-        "TrainingStartTime",
-        "TrainingEndTime",
-        "LastModifiedTime",
-        "SecondaryStatusTransitions",
-        "ModelArtifacts",
-        "TuningJobArn",
-    )
-    detail = {k: _epoch_ms(copy.deepcopy(describe[k])) for k in keep if describe.get(k) is not None}
-    if "AlgorithmSpecification" in detail:
-        spec = detail["AlgorithmSpecification"]
-        detail["AlgorithmSpecification"] = {
-            k: spec[k] for k in ("TrainingImage", "AlgorithmName", "TrainingInputMode") if k in spec
-        }
-    if detail.get("TrainingJobStatus") != "Failed":
-        detail.pop("FailureReason", None)
-    if detail.get("TrainingJobStatus") != "Completed":
-        detail.pop("ModelArtifacts", None)
-    detail["Tags"] = dict(tags or {})
-    arn = str(describe["TrainingJobArn"])
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "SageMaker Training Job State Change",
-        "source": "aws.sagemaker",
-        "account": arn.split(":")[4],
-        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [arn],
-        "detail": detail,
-    }
+    """A "SageMaker Training Job State Change" event for `describe` (a DescribeTrainingJob answer): the event bus's
+    own builder (`events.training_state_change`), so the shape is written once."""
+    from sagecycle.rehearsal.events import training_state_change
+
+    account = str(describe["TrainingJobArn"]).split(":")[4]
+    return training_state_change(describe, account=account, region=region, time=time, tags=tags)
 
 
 def final_metrics(log: str, definitions: list[Mapping[str, str]], at: datetime) -> list[dict[str, Any]]:

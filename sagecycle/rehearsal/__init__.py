@@ -40,6 +40,12 @@ class LocalAws(contextlib.AbstractContextManager["LocalAws"]):
     def __enter__(self) -> LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's per-request log
         self._server.start()
+        # moto keeps its backends in this process, across servers: start from an empty account, as a new one is.
+        import urllib.request
+
+        reset = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(reset, timeout=60) as answer:
+            answer.read()
         env = {
             "AWS_ENDPOINT_URL": self.url,
             "AWS_ACCESS_KEY_ID": "rehearsal",

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.serve import ADULT  # Adult's feature columns: (name, categories or 0 for numeric)
+
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "sagecycle-bench-data"
 
@@ -102,23 +104,6 @@ def summary(
 
 # ================================================================================================== drift
 
-# Adult's feature columns: (name, number of categories or 0 for numeric).
-ADULT_SHAPE = (
-    ("age", 0),
-    ("workclass", 8),
-    ("fnlwgt", 0),
-    ("education", 16),
-    ("education_num", 0),
-    ("marital_status", 7),
-    ("occupation", 14),
-    ("relationship", 6),
-    ("race", 5),
-    ("sex", 2),
-    ("capital_gain", 0),
-    ("capital_loss", 0),
-    ("hours_per_week", 0),
-    ("native_country", 41),
-)
 ROWS_PER_FILE = 10_000
 CAPTURE_LINE = (
     '{"captureData":{"endpointInput":{"observedContentType":"text/csv","mode":"INPUT","data":"%s",'
@@ -133,7 +118,7 @@ def adult_schema() -> dict[str, Any]:
         {"name": n, "type": "categorical", "categories": [f"{n}_{i}" for i in range(k)]}
         if k
         else {"name": n, "type": "numeric"}
-        for n, k in ADULT_SHAPE
+        for n, k in ADULT
     ]
     label = {"name": "income", "task": "binary", "classes": ["<=50K", ">50K"]}
     return {
@@ -151,7 +136,7 @@ def _columns(n: int, seed: int, shift: float) -> list[list[str]]:
 
     rng = np.random.default_rng(seed)
     out: list[list[str]] = []
-    for name, k in ADULT_SHAPE:
+    for name, k in ADULT:
         if k:
             p = np.linspace(1 + shift, 1, k)
             codes = rng.choice(k, size=n, p=p / p.sum())
@@ -178,7 +163,7 @@ def adult_baseline(schema: dict[str, Any], n: int = 50_000) -> dict[str, Any]:
     import numpy as np
 
     features: dict[str, Any] = {}
-    for (name, k), cells in zip(ADULT_SHAPE, _columns(n, seed=1, shift=0.0), strict=True):
+    for (name, k), cells in zip(ADULT, _columns(n, seed=1, shift=0.0), strict=True):
         present = [c for c in cells if c != "?"]
         missing = 1 - len(present) / n
         if k:

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from sagecycle.local_training import free_port
+from sagecycle.rehearsal import ACCOUNT  # moto's account
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import (
     LOCK,
@@ -77,7 +78,6 @@ from sagecycle.rehearsal.timeline import Timeline
 from sagecycle.serve import DataCapture
 
 LOG = logging.getLogger("sagecycle.rehearsal.hosting")
-ACCOUNT = "123456789012"  # moto's account, as sagecycle.rehearsal.ACCOUNT
 METRIC_NAMESPACE = "AWS/SageMaker"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")

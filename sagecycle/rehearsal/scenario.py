@@ -39,11 +39,11 @@ from typing import Any, cast
 import numpy as np
 
 from contract import names as c
+from sagecycle.rehearsal import ACCOUNT  # moto's account
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.terminal import Progress
 from sagecycle.rehearsal.timeline import Timeline
 
-ACCOUNT = "123456789012"
 STEPS = 8
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sagecycle.local_training import SCRIPTS_DIR, LocalTrainingError, TrainingResult, run_local_training
+from sagecycle.rehearsal import ACCOUNT  # moto's account
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import (
     LOCK,
@@ -46,7 +47,6 @@ from sagecycle.rehearsal.moto_sagemaker import (
 from sagecycle.rehearsal.timeline import Timeline
 from stacks.packaging import deterministic_targz
 
-ACCOUNT = "123456789012"  # moto's account, as sagecycle.rehearsal.ACCOUNT
 CODE_CHANNEL = "code"
 FAILURE_REASON_LIMIT = 1024  # DescribeTrainingJob's FailureReason length limit
 # SageMaker's wording for a channel with nothing under its prefix.

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.serve import ADULT  # Adult's feature columns: (name, categories or 0 for numeric)
+from bench.adult import ADULT
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "sagecycle-bench-data"

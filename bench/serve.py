@@ -37,28 +37,12 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from bench.adult import ADULT
 from sagecycle.serve import model_directory
 from training_scripts import inference
 from training_scripts.train import SERVING_CODE_DIR, write_serving_code
 
 REPO = Path(__file__).resolve().parents[1]
-# Adult's columns in order: (name, number of categories or 0 for numeric).
-ADULT = [
-    ("age", 0),
-    ("workclass", 8),
-    ("fnlwgt", 0),
-    ("education", 16),
-    ("education_num", 0),
-    ("marital_status", 7),
-    ("occupation", 14),
-    ("relationship", 6),
-    ("race", 5),
-    ("sex", 2),
-    ("capital_gain", 0),
-    ("capital_loss", 0),
-    ("hours_per_week", 0),
-    ("native_country", 41),
-]
 TARGETS = {
     "inproc_p99_us": 2000.0,
     "inproc_p50_ratio": 3.0,

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.alarm_responder import logic
 from lambdas.shared.contract import FUNCTIONS, METRIC_DEPLOYMENT_ROLLED_BACK, METRIC_DIMENSION, METRIC_NAMESPACE
-from lambdas.shared.events import DETAIL_ALARM, SOURCE_CLOUDWATCH, detail_type, parse_alarm_event
+from lambdas.shared.events import DETAIL_ALARM, SOURCE_CLOUDWATCH, SOURCE_MANUAL, detail_type, parse_alarm_event
 from lambdas.shared.runtime import cached, utcnow
 
 SERVICE = FUNCTIONS["alarm_responder"]
@@ -32,6 +32,13 @@ def settings() -> logic.Settings:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = settings()
     metrics.set_default_dimensions(**{METRIC_DIMENSION: config.stage})
+    if event.get("source") == SOURCE_MANUAL:
+        request = logic.RollbackRequest.from_event(event, context.aws_request_id)
+        logger.append_keys(request_id=request.request_id)
+        rollback = logic.manual_rollback(request, config, utcnow())
+        if rollback.get("action") == "rollback" and not rollback.get("duplicate"):
+            metrics.add_metric(name=METRIC_DEPLOYMENT_ROLLED_BACK, unit=MetricUnit.Count, value=1)
+        return rollback
     if detail_type(event) != (SOURCE_CLOUDWATCH, DETAIL_ALARM):
         logger.warning("not a CloudWatch alarm state change; ignored", extra={"detail_type": detail_type(event)})
         return {"action": "ignored", "reason": "unsupported event"}

@@ -41,7 +41,7 @@ from lambdas.shared.deployments import (
     record_started,
     update_endpoint,
 )
-from lambdas.shared.events import AlarmChange
+from lambdas.shared.events import AlarmChange, EventShapeError
 from lambdas.shared.function_settings import app_from_prefix, retrain_policy, training_settings
 from lambdas.shared.jobspec import TrainingSpecSettings, resource_name
 from lambdas.shared.policy import RetrainPolicy
@@ -53,6 +53,7 @@ logger = Logger(service=FUNCTIONS["alarm_responder"], child=True)
 IN_FLIGHT: Final = frozenset({"Updating", "RollingBack", "SystemUpdating", "Creating"})
 EPISODE_RECORD_DAYS: Final = 30
 PREVIOUS_SUFFIX: Final = "/previous"
+ACTION_ROLLBACK: Final = "rollback"
 
 
 @dataclass(frozen=True)
@@ -128,14 +129,17 @@ def serving_model_url(endpoint: Mapping[str, Any]) -> str | None:
     return url
 
 
-def roll_back(alarm: AlarmChange, endpoint: Mapping[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+def roll_back(
+    endpoint: Mapping[str, Any], settings: Settings, now: datetime, *, episode: str, reason: str
+) -> dict[str, Any]:
+    """The guarded rollback onto the previous champion; `episode` names what asked for it (alarm or request)."""
     serving = serving_model_url(endpoint)
     target, why = rollback_target(artifacts.champion_url(settings.previous_parameter), serving)
     if target is None:
-        logger.warning("no rollback", extra={"reason": why, "alarm": alarm.alarm_name})
+        logger.warning("no rollback", extra={"reason": why, "episode": episode})
         return {"action": "none", "reason": why}
     name = rollback_config_name(settings.training, target)
-    create_model_and_config(settings.training, name=name, model_data_url=target, run_id=alarm.episode)
+    create_model_and_config(settings.training, name=name, model_data_url=target, run_id=episode)
     # Without alarm-driven auto-rollback: those alarms are the ones firing.
     update_endpoint(
         emergency_settings(settings.training),
@@ -144,7 +148,6 @@ def roll_back(alarm: AlarmChange, endpoint: Mapping[str, Any], settings: Setting
         alarm_names=[],
     )
     champion = runs.get_item(settings.runs_table, runs.CHAMPION) or {}
-    reason = f"rolled back after alarm {alarm.alarm_name} at {iso(alarm.timestamp)}: {alarm.reason}"[:900]
     deployment: Deployment = {
         "kind": "rollback",
         "endpoint_config_name": name,
@@ -152,8 +155,8 @@ def roll_back(alarm: AlarmChange, endpoint: Mapping[str, Any], settings: Setting
         "from_model_data_url": serving,
         "from_endpoint_config_name": endpoint.get("EndpointConfigName"),
         "rolled_back_package_arn": champion.get("package_arn") if champion.get("model_data_url") == serving else None,
-        "alarm_episode": alarm.episode,
-        "reason": reason,
+        "alarm_episode": episode,
+        "reason": reason[:900],
         "status": "pending",
         "started_at": epoch(now),
         "started_at_iso": iso(now),
@@ -244,7 +247,8 @@ def respond(alarm: AlarmChange, settings: Settings, now: datetime) -> dict[str, 
             "reason": "none of the firing alarms is one a rollback can fix (server errors or model latency)",
         }
     else:
-        rollback = roll_back(alarm, endpoint, settings, now)
+        reason = f"rolled back after alarm {alarm.alarm_name} at {iso(alarm.timestamp)}: {alarm.reason}"
+        rollback = roll_back(endpoint, settings, now, episode=alarm.episode, reason=reason)
         runs.update_item(settings.runs_table, key, set_values={"rollback": rollback})
     notify(
         settings.operator_topic_arn,
@@ -254,3 +258,70 @@ def respond(alarm: AlarmChange, settings: Settings, now: datetime) -> dict[str, 
     )
     runs.update_item(settings.runs_table, key, set_values={"notified": True})
     return {"action": "notified", "rollback": rollback, "episode": alarm.episode}
+
+
+# ------------------------------------------------------------------------------------- manual rollback
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """An operator's `{"source": "sagecycle.manual", "action": "rollback", "reason": ..., "request_id": ...}`."""
+
+    reason: str
+    request_id: str
+
+    @property
+    def episode(self) -> str:
+        return f"manual:{self.request_id}"
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any], default_request_id: str) -> RollbackRequest:
+        if event.get("action") != ACTION_ROLLBACK:
+            raise EventShapeError(f"a manual request to the alarm responder needs action {ACTION_ROLLBACK!r}")
+        reason = event.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise EventShapeError("a manual rollback needs a non-empty reason")
+        return cls(reason=reason.strip()[:500], request_id=str(event.get("request_id") or default_request_id))
+
+
+def manual_rollback(request: RollbackRequest, settings: Settings, now: datetime) -> dict[str, Any]:
+    """An operator asked to return to the previous champion: the alarm path's guards, once per request.
+
+    Refused while a deployment is in flight (the guardrails own the endpoint then), when the endpoint does not
+    exist, and onto the model the endpoint already serves. `rollback_on_alarm` does not apply: a person asked.
+    """
+    endpoint = describe_endpoint(settings.endpoint_name)
+    if endpoint is None:
+        return {"action": "refused", "reason": "the endpoint does not exist"}
+    if deployment_in_flight(endpoint):
+        return {"action": "refused", "reason": f"a deployment is in flight ({endpoint.get('EndpointStatus')})"}
+    key = runs.rollback_key(request.episode)
+    claimed = runs.put_item(
+        settings.runs_table,
+        key,
+        {
+            "requested_by": "operator",
+            "claimed_at": epoch(now),
+            "expires_at": epoch(now + timedelta(days=EPISODE_RECORD_DAYS)),
+        },
+        condition="attribute_not_exists(pk)",
+    )
+    if not claimed:
+        marker = runs.get_item(settings.runs_table, key) or {}
+        return {
+            **(marker.get("rollback") or {"action": "refused", "reason": "request already handled"}),
+            "duplicate": True,
+        }
+    rollback = roll_back(
+        endpoint, settings, now, episode=request.episode, reason=f"operator rollback: {request.reason}"
+    )
+    if rollback["action"] == "none":
+        rollback = {"action": "refused", "reason": rollback["reason"]}
+    runs.update_item(settings.runs_table, key, set_values={"rollback": rollback})
+    notify(
+        settings.operator_topic_arn,
+        f"sagecycle {settings.stage}: operator rollback "
+        + ("started" if rollback["action"] == "rollback" else "refused"),
+        {"event": "operator-rollback", "stage": settings.stage, "reason": request.reason, "rollback": rollback},
+    )
+    return rollback

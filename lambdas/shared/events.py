@@ -35,6 +35,7 @@ from lambdas.shared.runtime import parse_time
 SOURCE_SCHEDULE: Final = "aws.events"
 SOURCE_CLOUDWATCH: Final = "aws.cloudwatch"
 SOURCE_SAGEMAKER: Final = "aws.sagemaker"
+SOURCE_MANUAL: Final = "sagecycle.manual"  # an operator (sagecycle retrain / rollback, the notebook)
 DETAIL_SCHEDULED: Final = "Scheduled Event"
 DETAIL_ALARM: Final = "CloudWatch Alarm State Change"
 DETAIL_TRAINING_JOB: Final = "SageMaker Training Job State Change"

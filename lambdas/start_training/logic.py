@@ -53,6 +53,7 @@ from lambdas.shared.events import (
     DETAIL_ALARM,
     DETAIL_SCHEDULED,
     SOURCE_CLOUDWATCH,
+    SOURCE_MANUAL,
     SOURCE_SCHEDULE,
     EventShapeError,
     detail_type,
@@ -78,7 +79,6 @@ from lambdas.shared.runtime import client, env_str, epoch, error_code, iso, pars
 logger = Logger(service=FUNCTIONS["start_training"], child=True)
 
 SOURCE_INGEST: Final = "sagecycle.ingest"
-SOURCE_MANUAL: Final = "sagecycle.manual"
 SKIP_LOCKED: Final = "locked"
 SKIP_INTERVAL: Final = "interval"
 SKIP_DAILY_CAP: Final = "daily-cap"

@@ -12,7 +12,7 @@ from config.fields import ConfigError, check, show
 from config.sections import StageConfig
 from lambdas.shared import contract as c
 from lambdas.shared.function_settings import check_lock_outlives_run, longest_run_seconds
-from lambdas.shared.jobspec import (
+from lambdas.shared.job_settings import (
     DEFAULT_HYPERPARAMETERS,
     EndpointSettings,
     ParameterRange,

@@ -33,7 +33,7 @@ from config.sections import (
     TrainingConfig,
     TuningConfig,
 )
-from lambdas.shared.jobspec import INTEGER_HYPERPARAMETERS
+from lambdas.shared.job_settings import INTEGER_HYPERPARAMETERS
 from lambdas.shared.metrics import tuning_objective
 from training_scripts import hyperparameters as hp
 
@@ -336,5 +336,46 @@ def validate(cfg: StageConfig) -> StageConfig:
         "needs network.enabled (the notebook runs in a private subnet without internet access)",
         "false while network.enabled is false",
     )
+    _check_accounts(cfg)
     check_with_function_parsers(cfg)
     return cfg
+
+
+def _check_accounts(cfg: StageConfig) -> None:
+    """A two-account stage names its own account and its peer's, and they differ."""
+    a = cfg.accounts
+    for key in ("build_account", "serving_account"):
+        value = getattr(a, key)
+        check(
+            value is None or bool(_ACCOUNT.fullmatch(value)),
+            f"accounts.{key}",
+            f"{show(value)} is not an AWS account id",
+            "12 digits",
+        )
+    if a.role == "single":
+        check(
+            a.build_account is None and a.serving_account is None,
+            "accounts.role",
+            "single names no peer account",
+            "build (with accounts.serving_account) or serving (with accounts.build_account)",
+        )
+        return
+    check(cfg.account is not None, "account", f"a {a.role} stage must name its own account", "12 digits", "missing")
+    peer_key = "serving_account" if a.role == "build" else "build_account"
+    other_key = "build_account" if a.role == "build" else "serving_account"
+    peer = getattr(a, peer_key)
+    check(peer is not None, f"accounts.{peer_key}", f"a {a.role} stage must name it", "12 digits", "missing")
+    check(peer != cfg.account, f"accounts.{peer_key}", f"{peer} is this stage's own account", "another account")
+    check(
+        getattr(a, other_key) is None,
+        f"accounts.{other_key}",
+        f"a {a.role} stage names only its peer ({peer_key})",
+        "absent",
+        "not-overridable",
+    )
+    check(
+        a.role == "build" or a.approval in (None, "manual"),
+        "accounts.approval",
+        "a serving stage deploys only packages approved in the build account's registry",
+        "manual (or absent)",
+    )

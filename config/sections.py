@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from config.fields import choice, num
-from lambdas.shared.jobspec import DEFAULT_TUNING_RANGES
+from lambdas.shared.job_settings import DEFAULT_TUNING_RANGES
 from training_scripts import hyperparameters as hp
 
 STAGES = ("dev", "prod")
@@ -67,7 +67,7 @@ class DataConfig:
 
 
 def _default_ranges() -> dict[str, tuple[float, float]]:
-    # The job spec's default ranges (lambdas/shared/jobspec.py), around train.py's cross-validated defaults.
+    # The job spec's default ranges (lambdas/shared/job_settings.py), around train.py's cross-validated defaults.
     return {r.name: (float(r.min_value), float(r.max_value)) for r in DEFAULT_TUNING_RANGES}
 
 
@@ -192,6 +192,44 @@ class NotebookConfig:
     platform_identifier: str = "notebook-al2023-v1"
 
 
+ACCOUNT_ROLES = ("single", "build", "serving")
+APPROVALS = ("automatic", "manual")
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    """Where this stage sits in a two-account layout (docs/two-accounts.md).
+
+    single: one account builds and serves (the default, as before). build: data, training and the registry;
+    candidates are registered PendingManualApproval (or Approved with approval "automatic") and the registry's
+    approvals go to `serving_account`'s bus. serving: the endpoint, its alarms and a promote function that
+    deploys only packages Approved in `build_account`'s registry. Both accounts use the same app name, stage
+    and region, so each side derives the other's names (contract/names.py).
+    """
+
+    role: str = choice("single", ACCOUNT_ROLES)
+    build_account: str | None = None  # serving: whose registry approvals this stage deploys
+    serving_account: str | None = None  # build: whose bus receives this registry's approvals
+    # None: "automatic" in a single-account stage (as before), "manual" in a build stage.
+    approval: str | None = choice(None, (None, *APPROVALS))
+
+    @property
+    def effective_approval(self) -> str:
+        if self.approval is not None:
+            return self.approval
+        return "automatic" if self.role == "single" else "manual"
+
+    @property
+    def builds(self) -> bool:
+        """Data, training, the registry and the retraining glue live in this account."""
+        return self.role in ("single", "build")
+
+    @property
+    def serves(self) -> bool:
+        """The endpoint, its alarms, drift and the deploying promote function live in this account."""
+        return self.role in ("single", "serving")
+
+
 @dataclass(frozen=True)
 class StageConfig:
     stage: str
@@ -206,9 +244,14 @@ class StageConfig:
     retraining: RetrainingConfig = field(default_factory=RetrainingConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     notebook: NotebookConfig = field(default_factory=NotebookConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     def stack_name(self, concern: str) -> str:
-        return f"{self.app_name}-{self.stage}-{concern}"
+        """`<app>-<stage>-<Concern>`; in a two-account layout `<app>-<stage>-<role>-<Concern>`, so both sides
+        can be synthesized in one app (their resources keep the stage's names: they live in different accounts)."""
+        if self.accounts.role == "single":
+            return f"{self.app_name}-{self.stage}-{concern}"
+        return f"{self.app_name}-{self.stage}-{self.accounts.role}-{concern}"
 
     @property
     def is_prod(self) -> bool:

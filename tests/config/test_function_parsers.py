@@ -1,6 +1,6 @@
 """Every rule the functions' own settings parsers enforce also fails synth, named by the stage setting.
 
-The stage config hands the functions TRAINING_SETTINGS (lambdas/shared/jobspec.py TrainingSpecSettings and its
+The stage config hands the functions TRAINING_SETTINGS (lambdas/shared/job_settings.py TrainingSpecSettings and its
 JSON codec) and RETRAIN_POLICY (lambdas/shared/policy.py RetrainPolicy), and the start function checks that
 the training lock outlives the longest run (lambdas/shared/function_settings.py). load_config runs those same
 parsers on the values it produces, so a stage config the functions would refuse never reaches deploy.
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from config.settings import ConfigError, load_config, retrain_policy_document, training_spec_fields
 from lambdas.shared.function_settings import check_lock_outlives_run, longest_run_seconds
-from lambdas.shared.jobspec import TrainingSpecSettings
+from lambdas.shared.job_settings import TrainingSpecSettings
 from lambdas.shared.policy import RULES, RetrainPolicy
 
 VIA_PARSER = "is refused by the functions'"

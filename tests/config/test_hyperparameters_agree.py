@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.settings import TuningConfig, load_config
-from lambdas.shared.jobspec import DEFAULT_HYPERPARAMETERS, DEFAULT_TUNING_RANGES, INTEGER_HYPERPARAMETERS
+from lambdas.shared.job_settings import DEFAULT_HYPERPARAMETERS, DEFAULT_TUNING_RANGES, INTEGER_HYPERPARAMETERS
 from training_scripts import data_io, evaluation, train
 from training_scripts import hyperparameters as hp
 
@@ -132,7 +132,7 @@ def test_resolution_is_the_same() -> None:
 
 
 def test_what_the_functions_send_is_what_train_py_accepts() -> None:
-    # GIVEN the job spec's default hyperparameters and tuning ranges (lambdas/shared/jobspec.py)
+    # GIVEN the job spec's default hyperparameters and tuning ranges (lambdas/shared/job_settings.py)
     # THEN train.py accepts every default value, every tuned name, and reads integer ranges as integers
     for name, raw in DEFAULT_HYPERPARAMETERS.items():
         hp.parse_value(name, raw)

@@ -13,13 +13,20 @@ import os
 import sys
 import tarfile
 
-# subcommand -> (module, one-line help)
+# subcommand -> (module, or module:function, taking argv and returning the exit code; one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("training_scripts.prepare", "raw CSV with a header -> label-first headerless splits + schema.json"),
     "train": ("sagecycle.local_training", "train through the SageMaker script-mode contract on this machine"),
     "validate": ("sagecycle.validate", "check a data file against a model's schema.json before uploading it"),
     "serve": ("sagecycle.serve", "serve a model directory on the SageMaker hosting contract (127.0.0.1:8080)"),
     "demo": ("sagecycle.demo", "the offline rehearsal on the embedded default data"),
+    # Operator commands against a deployed stage (sagecycle.operate; docs/operating.md)
+    "status": ("sagecycle.operate.status", "a deployed stage: champion, endpoint, deployments, runs, alarms"),
+    "retrain": ("sagecycle.operate.retrain", "start a training run through the start function and its guards"),
+    "approve": ("sagecycle.operate.registry:main_approve", "approve a model package of the stage's group"),
+    "reject": ("sagecycle.operate.registry:main_reject", "reject a model package of the stage's group"),
+    "rollback": ("sagecycle.operate.rollback", "roll the endpoint back to the previous champion"),
+    "transform": ("sagecycle.operate.transform", "score an S3 prefix with the champion (batch transform)"),
 }
 
 
@@ -60,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"sagecycle: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    entry = getattr(importlib.import_module(module_name), function or "main")
     try:
-        return int(module.main(rest) or 0)
+        return int(entry(rest) or 0)
     except KeyboardInterrupt:
         print(f"sagecycle {name}: interrupted", file=sys.stderr)
         return 130

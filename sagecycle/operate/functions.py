@@ -1,0 +1,131 @@
+"""Calling the stage's Lambda functions: what they are configured with, and a synchronous invocation.
+
+- On AWS (and any endpoint without a rehearsal attached): Lambda's API, `GetFunctionConfiguration` and
+  `Invoke` (RequestResponse), by the contract's function names.
+- Against the rehearsal's local AWS: moto's Lambda would need Docker, and the rehearsal's functions run in the
+  rehearsal's process anyway. The rehearsal attaches its runner to its URL (`attach_rehearsal`), and a command
+  given that `--endpoint-url` calls the real handler through it, with the function's synthesized environment,
+  exactly as an `Invoke` between the stage's functions is answered there.
+
+Either way the function's answer is what its handler returned, as JSON; a handler that raised is
+`FunctionFailed` (Lambda's `FunctionError` with errorType/errorMessage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from sagecycle.operate.options import Refused, UsageError
+from sagecycle.operate.target import StageNames
+
+INVOKE_READ_TIMEOUT_S = 900  # Lambda's longest timeout: a synchronous answer may take that long
+
+_ATTACHED: dict[str, Any] = {}  # endpoint URL -> the rehearsal's Functions running there
+
+
+class FunctionFailed(Refused):
+    """The function raised (Lambda's FunctionError); `code` is its error type."""
+
+
+class StageFunctions(Protocol):
+    def environment(self, key: str) -> dict[str, str]:
+        """The function's environment variables, as configured."""
+        ...
+
+    def invoke(self, key: str, event: Mapping[str, Any]) -> Any:
+        """A synchronous invocation: the handler's answer."""
+        ...
+
+
+class LambdaFunctions:
+    """Lambda's API, by the contract's function names."""
+
+    def __init__(self, names: StageNames) -> None:
+        from botocore.config import Config
+
+        from lambdas.shared.runtime import retry_config, session
+
+        self.names = names
+        config = retry_config().merge(Config(read_timeout=INVOKE_READ_TIMEOUT_S))
+        self.client = session().client("lambda", config=config)
+
+    def _not_deployed(self, key: str) -> UsageError:
+        where = self.names.endpoint_url or f"{self.names.account}/{self.names.region}"
+        return UsageError("not-deployed", f"function {self.names.function(key)} does not exist in {where}")
+
+    def environment(self, key: str) -> dict[str, str]:
+        from botocore.exceptions import ClientError
+
+        try:
+            config = self.client.get_function_configuration(FunctionName=self.names.function(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise self._not_deployed(key) from None
+            raise
+        return dict((config.get("Environment") or {}).get("Variables") or {})
+
+    def invoke(self, key: str, event: Mapping[str, Any]) -> Any:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.invoke(
+                FunctionName=self.names.function(key),
+                InvocationType="RequestResponse",
+                Payload=json.dumps(event).encode("utf-8"),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise self._not_deployed(key) from None
+            raise
+        raw = response["Payload"].read()
+        answer = json.loads(raw) if raw else None
+        if response.get("FunctionError"):
+            detail = answer if isinstance(answer, dict) else {}
+            raise FunctionFailed(
+                str(detail.get("errorType") or "FunctionError"),
+                f"{self.names.function(key)} failed: {detail.get('errorMessage') or raw.decode('utf-8', 'replace')}",
+            )
+        return answer
+
+
+class RehearsalFunctions:
+    """The rehearsal's in-process runner (`sagecycle.rehearsal.functions.Functions`), by the contract's names."""
+
+    def __init__(self, names: StageNames, runner: Any) -> None:
+        self.names = names
+        self.runner = runner
+
+    def _key(self, key: str) -> str:
+        function = self.runner.stage.function_by_arn(self.names.function(key))
+        if function is None:
+            raise UsageError("not-deployed", f"function {self.names.function(key)} is not in the rehearsal's stage")
+        return str(function.key)
+
+    def environment(self, key: str) -> dict[str, str]:
+        return dict(self.runner.stage.functions[self._key(key)].environment)
+
+    def invoke(self, key: str, event: Mapping[str, Any]) -> Any:
+        ok, result = self.runner.invoke(
+            self._key(key), dict(event), source="sagecycle operator", invocation_type="RequestResponse"
+        )
+        if not ok:
+            raise FunctionFailed(type(result).__name__, f"{self.names.function(key)} failed: {result}")
+        return json.loads(json.dumps(result))  # what Lambda's answer would carry: the JSON of the result
+
+
+@contextlib.contextmanager
+def attach_rehearsal(url: str, runner: Any) -> Iterator[None]:
+    """While the block runs, commands given `--endpoint-url url` call functions through `runner`."""
+    _ATTACHED[url] = runner
+    try:
+        yield
+    finally:
+        _ATTACHED.pop(url, None)
+
+
+def stage_functions(names: StageNames) -> StageFunctions:
+    runner = _ATTACHED.get(names.endpoint_url or "")
+    return RehearsalFunctions(names, runner) if runner is not None else LambdaFunctions(names)

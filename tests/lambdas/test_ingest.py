@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from lambdas.ingest import handler as ingest
-from lambdas.ingest import logic
+from lambdas.ingest import logic, objects
 from lambdas.shared import runs
 from lambdas.shared.runtime import client, reset_caches
 from tests.lambdas.fixtures import (
@@ -369,7 +369,7 @@ def test_file_over_the_single_copy_limit_is_copied_multipart_and_checked(
 ) -> None:
     # GIVEN a file above the single-CopyObject limit (lowered here to 10 bytes)
     invoke_recorder()
-    monkeypatch.setattr(logic, "SINGLE_COPY_MAX_BYTES", 10)
+    monkeypatch.setattr(objects, "SINGLE_COPY_MAX_BYTES", 10)
     message = upload("incoming/large.csv", GOOD_CSV)
     # WHEN it is promoted / THEN the managed copy lands the same bytes, with the same KMS key
     assert ingest.handler(sqs_event([message]), FakeContext()) == {"batchItemFailures": []}

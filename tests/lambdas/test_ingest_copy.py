@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from lambdas.ingest import handler as ingest
-from lambdas.ingest import logic
+from lambdas.ingest import logic, objects
 from lambdas.shared import runs
 from lambdas.shared.runtime import client
 from tests.lambdas.fixtures import (
@@ -144,7 +144,7 @@ def put_upload(data: bytes, encryption: str) -> dict[str, Any]:
 
 def wrap_s3(monkeypatch: pytest.MonkeyPatch, corrupt: Callable[[bytes], bytes]) -> CorruptingS3:
     wrapper = CorruptingS3(client("s3"), corrupt)
-    monkeypatch.setattr(logic, "client", lambda service: wrapper if service == "s3" else client(service))
+    monkeypatch.setattr(objects, "client", lambda service: wrapper if service == "s3" else client(service))
     return wrapper
 
 
@@ -159,13 +159,13 @@ def test_a_copy_that_differs_from_the_original_raises_and_the_original_is_kept(
     fault = COPY_FAULTS[name]
     # GIVEN an upload, and S3 storing every copy corrupted while answering as if it were good
     if fault.multipart:
-        monkeypatch.setattr(logic, "SINGLE_COPY_MAX_BYTES", 10)
+        monkeypatch.setattr(objects, "SINGLE_COPY_MAX_BYTES", 10)
     message = put_upload(fault.data, fault.encryption)
     (ref,) = logic.s3_objects_from_message(json.dumps(message))
     wrapper = wrap_s3(monkeypatch, fault.corrupt)
     deletes = CallCounter("s3", "DeleteObject").install()
     # WHEN ingest processes the object
-    with pytest.raises(logic.CopyVerificationError):
+    with pytest.raises(objects.CopyVerificationError):
         batch().process_object(ref, now=NOW)
     # THEN the original version is kept, byte for byte, and never deleted
     s3 = aws_client("s3")
@@ -208,7 +208,7 @@ def test_an_unchanged_copy_passes_every_check(resources: Aws, monkeypatch: pytes
 )
 def test_an_etag_is_compared_only_where_s3_makes_it_the_md5(head: dict[str, Any], etag: str | None) -> None:
     # WHEN the rule reads the head / THEN it agrees with S3's documented ETag forms
-    assert logic.md5_etag(head) == etag
+    assert objects.md5_etag(head) == etag
 
 
 def test_the_redelivered_message_moves_the_file_once_the_copy_is_good(

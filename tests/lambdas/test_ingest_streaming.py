@@ -13,7 +13,7 @@ import pytest
 from botocore.response import StreamingBody
 
 from lambdas.ingest import handler as ingest
-from lambdas.ingest import logic
+from lambdas.ingest import logic, objects
 from lambdas.shared import runs
 from lambdas.shared.contract import ENV_RETRAIN_POLICY
 from lambdas.shared.events import S3ObjectRef
@@ -108,7 +108,7 @@ def test_a_large_object_is_validated_in_flat_memory(
         opened.append(StrictBody(GeneratedRaw(size, tail), size))
         return {"ETag": '"e"', "ContentLength": size}, opened[-1]
 
-    monkeypatch.setattr(logic, "_head_or_get", get)
+    monkeypatch.setattr(objects, "head_or_get", get)
     ref = S3ObjectRef(DATA_BUCKET, KEY, datetime(2026, 11, 23, tzinfo=UTC), size=size)
     spec = parse_schema(SCHEMA)
     head, body = get(ref, download=True, etag='"e"')
@@ -116,11 +116,11 @@ def test_a_large_object_is_validated_in_flat_memory(
     if measure:
         tracemalloc.start()
     try:
-        report = logic.validate_object(ref, head, body, spec, Limits(max_bytes=size))
+        report = objects.validate_object(ref, head, body, spec, Limits(max_bytes=size))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert not isinstance(report, logic.Gone)
+    assert not isinstance(report, objects.Gone)
     # THEN the report is the exact one, with the SHA-256 of every byte, from two reads in chunks
     rows = size // len(ROWS) * 4096
     if tail:
@@ -129,11 +129,11 @@ def test_a_large_object_is_validated_in_flat_memory(
     else:
         assert report.valid and report.rows_checked == rows
     assert (report.sha256, report.size_bytes) == (expected_sha, size)
-    assert len(opened) == 2 and all(b.largest_read == logic.READ_CHUNK_BYTES for b in opened)
+    assert len(opened) == 2 and all(b.largest_read == objects.READ_CHUNK_BYTES for b in opened)
     # ... and memory stayed flat: a few 1 MiB chunks (read, joined, decoded), not the object (reading it whole
     # would hold its bytes and, decoded, as much again)
     if measure:
-        assert peak < min(8 * logic.READ_CHUNK_BYTES, size // 4), f"peak {peak / 2**20:.1f} MiB for {mb} MiB"
+        assert peak < min(8 * objects.READ_CHUNK_BYTES, size // 4), f"peak {peak / 2**20:.1f} MiB for {mb} MiB"
 
 
 # --------------------------------------------------------------------------------------- end to end

@@ -55,6 +55,9 @@ ENV_START_FUNCTION: Final = "START_FUNCTION_NAME"
 ENV_ENDPOINT_NAME: Final = "ENDPOINT_NAME"
 ENV_MODEL_PACKAGE_GROUP: Final = "MODEL_PACKAGE_GROUP"
 ENV_ROLLBACK_ALARMS: Final = "ROLLBACK_ALARM_NAMES"  # JSON list: the endpoint alarms for AutoRollbackConfiguration
+ENV_ACCOUNT_ROLE: Final = "ACCOUNT_ROLE"  # single | build | serving (config accounts.role)
+ENV_PEER_ACCOUNT: Final = "PEER_ACCOUNT"  # build: the serving account; serving: the build account it trusts
+ENV_PACKAGE_APPROVAL: Final = "PACKAGE_APPROVAL"  # automatic | manual: how a candidate that passes is registered
 
 # RETRAIN_POLICY keys (all required): min_interval_minutes, daily_cap, metric_floor, tolerance,
 # max_file_bytes, drift_psi_threshold, rollback_on_alarm, lock_ttl_seconds
@@ -93,6 +96,10 @@ MODEL_PREFIXES: Final = (
     PREFIX_TRANSFORM_OUTPUT,
 )
 BASELINE_MODEL_KEY: Final = f"{PREFIX_MODELS}baseline/model.tar.gz"
+# Serving account: artifacts of packages approved in the build account, copied in and re-encrypted here.
+PREFIX_APPROVED: Final = f"{PREFIX_MODELS}approved/"
+# Build account: the one prefix of its model bucket the serving account's promote role may read (job outputs).
+CROSS_ACCOUNT_READ_PREFIX: Final = PREFIX_TRAINING_OUTPUT
 
 # ---- What the SageMaker execution role may touch, by prefix (the role, the rehearsal and the tests agree) ----
 SAGEMAKER_DATA_READ_PREFIXES: Final = (
@@ -128,6 +135,20 @@ def table_name(app: str, stage: str, purpose: str) -> str:
 def execution_role_name(app: str, stage: str) -> str:
     """The SageMaker execution role that training jobs, models and transforms run as."""
     return f"{app}-{stage}-sagemaker-execution"
+
+
+def function_role_name(app: str, stage: str, key: str) -> str:
+    """Each glue function runs as a role of its own name, so another account can name it in a resource policy."""
+    return function_name(app, stage, key)
+
+
+def role_arn(account: str, role: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:role/{role}"
+
+
+def approvals_bus_name(app: str, stage: str) -> str:
+    """Serving account: the event bus the build account's registry approvals arrive on."""
+    return f"{app}-{stage}-approvals"
 
 
 def model_package_group_name(app: str, stage: str) -> str:

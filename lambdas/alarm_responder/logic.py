@@ -37,7 +37,9 @@ from lambdas.shared.contract import (
 from lambdas.shared.deployments import (
     Deployment,
     create_model_and_config,
+    deployment_in_flight,
     describe_endpoint,
+    previous_parameter,
     record_started,
     update_endpoint,
 )
@@ -50,9 +52,7 @@ from lambdas.shared.telemetry import notify
 
 logger = Logger(service=FUNCTIONS["alarm_responder"], child=True)
 
-IN_FLIGHT: Final = frozenset({"Updating", "RollingBack", "SystemUpdating", "Creating"})
 EPISODE_RECORD_DAYS: Final = 30
-PREVIOUS_SUFFIX: Final = "/previous"
 ACTION_ROLLBACK: Final = "rollback"
 
 
@@ -73,7 +73,7 @@ class Settings:
 
     @property
     def previous_parameter(self) -> str:
-        return f"{self.champion_parameter}{PREVIOUS_SUFFIX}"
+        return previous_parameter(self.champion_parameter)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -92,12 +92,6 @@ class Settings:
 
 
 # ------------------------------------------------------------------------------------------ decisions
-
-
-def deployment_in_flight(endpoint: Mapping[str, Any] | None) -> bool:
-    return endpoint is not None and (
-        endpoint.get("EndpointStatus") in IN_FLIGHT or bool(endpoint.get("PendingDeploymentSummary"))
-    )
 
 
 def rollback_target(previous_url: str | None, serving_url: str | None) -> tuple[str | None, str]:

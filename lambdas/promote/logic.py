@@ -47,10 +47,7 @@ redelivered or retried event finishes what an earlier attempt started and repeat
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import re
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -59,12 +56,17 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from lambdas.promote.decision import TUNING_CHILD_NAME, Candidate, Verdict, decide_promotion, distrust
+from lambdas.promote.registry import register_package
 from lambdas.shared import artifacts, runs
 from lambdas.shared.contract import (
+    ENV_ACCOUNT_ROLE,
     ENV_CHAMPION_PARAMETER,
     ENV_ENDPOINT_NAME,
     ENV_MODEL_PACKAGE_GROUP,
     ENV_OPERATOR_TOPIC_ARN,
+    ENV_PACKAGE_APPROVAL,
+    ENV_PEER_ACCOUNT,
     ENV_ROLLBACK_ALARMS,
     ENV_RUNS_TABLE,
     ENV_STAGE,
@@ -72,29 +74,29 @@ from lambdas.shared.contract import (
 )
 from lambdas.shared.deployments import (
     Deployment,
+    champion_record,
     create_model_and_config,
     deployment_outcome,
     describe_endpoint,
+    finish_deployment,
+    previous_parameter,
     record_started,
-    update_endpoint,
+    start_promotion,
+    start_update,
 )
 from lambdas.shared.events import EndpointChange, TrainingJobChange, TuningJobChange
 from lambdas.shared.function_settings import retrain_policy, training_settings
-from lambdas.shared.jobspec import TrainingSpecSettings, build_model, resource_name, sanitize_tag_text
+from lambdas.shared.jobspec import TrainingSpecSettings, resource_name
 from lambdas.shared.policy import RetrainPolicy
-from lambdas.shared.runtime import client, env_arn, env_str, env_str_list, epoch, error_code, iso
+from lambdas.shared.runtime import ConfigError, client, env_arn, env_str, env_str_list, epoch, error_code, iso
 from lambdas.shared.telemetry import notify
 
 logger = Logger(service=FUNCTIONS["promote"], child=True)
 # A champion the endpoint strayed from is re-deployed at most once in this window (no loops).
 REASSERT_WINDOW: Final = timedelta(hours=24)
 UNTRUSTED_NOTICE: Final = timedelta(days=30)  # one operator notice per untrusted job name in this window
-
-PREVIOUS_SUFFIX: Final = "/previous"
-METADATA_PREFIX: Final = "sagecycle:"
-MAX_METADATA: Final = 50
-BUSY_STATES: Final = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
-CONTENT_TYPES: Final = ["text/csv", "application/json"]
+ACCOUNT_ROLES: Final = ("single", "build", "serving")
+APPROVALS: Final = ("automatic", "manual")
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,37 @@ class Settings:
     rollback_alarms: tuple[str, ...]
     training: TrainingSpecSettings
     policy: RetrainPolicy
+    role: str = "single"  # config accounts.role
+    peer_account: str | None = None  # build: the serving account; serving: the build account it trusts
+    approval: str = "automatic"  # how a candidate that passes is registered
 
     @property
     def previous_parameter(self) -> str:
-        return f"{self.champion_parameter}{PREVIOUS_SUFFIX}"
+        return previous_parameter(self.champion_parameter)
+
+    @property
+    def writes_packages(self) -> bool:
+        """A serving account's packages are the build account's: it reads them, never changes them."""
+        return self.role != "serving"
+
+    @property
+    def deploys_candidates(self) -> bool:
+        """Single account: an approved candidate goes to the endpoint. Build: it waits in the registry."""
+        return self.role == "single" and self.approval == "automatic"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        role = environ.get(ENV_ACCOUNT_ROLE, "single")
+        approval = environ.get(ENV_PACKAGE_APPROVAL, "automatic")
+        if role not in ACCOUNT_ROLES:
+            raise ConfigError(f"{ENV_ACCOUNT_ROLE} {role!r} is not one of {', '.join(ACCOUNT_ROLES)}")
+        if approval not in APPROVALS:
+            raise ConfigError(f"{ENV_PACKAGE_APPROVAL} {approval!r} is not one of {', '.join(APPROVALS)}")
+        peer = environ.get(ENV_PEER_ACCOUNT) or None
+        if (role == "single") != (peer is None) or (peer is not None and not (peer.isdigit() and len(peer) == 12)):
+            raise ConfigError(
+                f"{ENV_PEER_ACCOUNT} must be a 12-digit account exactly when {ENV_ACCOUNT_ROLE} is not single"
+            )
         return cls(
             stage=env_str(ENV_STAGE, environ),
             runs_table=env_str(ENV_RUNS_TABLE, environ),
@@ -125,148 +151,18 @@ class Settings:
             rollback_alarms=env_str_list(ENV_ROLLBACK_ALARMS, environ),
             training=training_settings(environ),
             policy=retrain_policy(environ),
+            role=role,
+            peer_account=peer,
+            approval=approval,
         )
-
-
-# ------------------------------------------------------------------------------------------- decision
-
-
-@dataclass(frozen=True)
-class Verdict:
-    approved: bool
-    reason: str
-    metric: str
-    candidate: float | None
-    champion: float | None
-    higher_is_better: bool | None
-
-
-def decide_promotion(
-    candidate: artifacts.PrimaryMetric,
-    champion: artifacts.PrimaryMetric | None,
-    *,
-    metric_floor: float,
-    tolerance: float,
-) -> Verdict:
-    """Floor (a ceiling when lower is better), then no worse than the champion by more than `tolerance`."""
-    higher = candidate.higher_is_better
-    name, value = candidate.name, candidate.value
-
-    def verdict(approved: bool, reason: str) -> Verdict:
-        return Verdict(approved, reason, name, value, champion.value if champion else None, higher)
-
-    if higher and value < metric_floor:
-        return verdict(False, f"{name} {value:.6g} is below the floor {metric_floor:.6g}")
-    if not higher and value > metric_floor:
-        return verdict(False, f"{name} {value:.6g} is above the ceiling {metric_floor:.6g} (lower is better)")
-    if champion is None:
-        return verdict(True, f"{name} {value:.6g} clears the floor; no champion evaluation to compare with")
-    if champion.name != name or champion.higher_is_better != higher:
-        return verdict(False, f"candidate is measured on {name}, the champion on {champion.name}: not comparable")
-    margin = value - champion.value if higher else champion.value - value
-    if margin < -tolerance - 1e-12:
-        return verdict(
-            False,
-            f"{name} {value:.6g} is worse than the champion's {champion.value:.6g} by {-margin:.6g} "
-            f"(tolerance {tolerance:.6g})",
-        )
-    return verdict(True, f"{name} {value:.6g} vs champion {champion.value:.6g}: within tolerance or better")
-
-
-# ------------------------------------------------------------------------------------------- helpers
-
-
-def client_token(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:32]
-
-
-def _metadata(values: Mapping[str, Any]) -> dict[str, str]:
-    """CustomerMetadataProperties: <= 50 entries, keys <= 128 and values <= 256 tag-safe characters."""
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        if value is None or len(out) >= MAX_METADATA:
-            continue
-        text = f"{value:.6g}" if isinstance(value, float) else str(value)
-        out[sanitize_tag_text(f"{METADATA_PREFIX}{key}", 128)] = sanitize_tag_text(text, 256) or "-"
-    return out
-
-
-def _split_metrics(evaluation: Mapping[str, Any] | None, split: str) -> dict[str, float]:
-    metrics = ((evaluation or {}).get("splits") or {}).get(split) or {}
-    return {
-        k: float(v)
-        for k, v in metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
-    }
-
-
-def _put_evaluation(model_data_url: str, evaluation: Mapping[str, Any] | None) -> str | None:
-    """evaluation.json next to model.tar.gz, for the package's ModelMetrics; best effort (None if refused)."""
-    if evaluation is None:
-        return None
-    bucket, key = artifacts.parse_s3_url(model_data_url)
-    target = f"{key.rsplit('/', 1)[0]}/evaluation.json" if "/" in key else "evaluation.json"
-    try:
-        client("s3").put_object(
-            Bucket=bucket,
-            Key=target,
-            Body=json.dumps(evaluation, indent=2).encode("utf-8"),
-            ContentType="application/json",
-        )
-    except ClientError as error:
-        logger.warning(
-            "could not store evaluation.json for ModelMetrics; registering without",
-            extra={"target": f"s3://{bucket}/{target}", "error": error_code(error)},
-        )
-        return None
-    return artifacts.s3_url(bucket, target)
-
-
-def _champion_record(settings: Settings) -> dict[str, Any]:
-    return runs.get_item(settings.runs_table, runs.CHAMPION) or {}
 
 
 # ------------------------------------------------------------------------------------------- candidates
-
-# SageMaker names a tuning job's children `<tuning job>-<NNN>-<8 hex>`; our own training jobs end in 10 hex.
-TUNING_CHILD_NAME: Final = re.compile(r"(?P<tuning>[a-zA-Z0-9-]{1,32})-\d{3}-[0-9a-f]{8}")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A finished model to decide on: a training job's own, or the best training job of a tuning job."""
-
-    run: str  # the run record and the lock owner: the training job, or the tuning job
-    job_name: str  # the training job that wrote the model: names its package token, model and endpoint config
-    job_arn: str = ""
-    model_data_url: str | None = None  # None: DescribeTrainingJob says
-    tuning_job: str | None = None
-
-    @classmethod
-    def of_training_job(cls, change: TrainingJobChange) -> Candidate:
-        return cls(
-            run=change.job_name, job_name=change.job_name, job_arn=change.job_arn, model_data_url=change.model_data_url
-        )
-
 
 # Reading the candidate's model.tar.gz: S3's "no such object" answers, and 403, which S3 gives instead of 404
 # to a role without s3:ListBucket (and for a key policy that refuses us): no retry would make it readable.
 UNREADABLE_MODEL_CODES: Final = artifacts.MISSING_OBJECT_CODES | {"AccessDenied", "403"}
 RUN_FAILED: Final = "Failed"
-
-
-def distrust(run: Mapping[str, Any] | None, job: str, lock: Mapping[str, Any] | None) -> str | None:
-    """Why a job with our name prefix may not become a candidate (None: it may).
-
-    Only the start function of this stage records runs, under the training lock; a job without that record, or
-    whose record shows no lock, was started by someone else (by hand, another tool, another stage that shares
-    the prefix), and its model must never reach the registry or the endpoint.
-    """
-    if run is None:
-        return "no run record: the start function of this stage did not start it"
-    if not runs.held_lock(run, lock, job):
-        return "its run record shows no training lock, and it does not hold the lock"
-    return None
 
 
 def ignore_untrusted(
@@ -578,8 +474,15 @@ def evaluate_candidate(candidate: Candidate, settings: Settings, now: datetime) 
     }
     if candidate.tuning_job:
         result["best_training_job"] = job
-    if verdict.approved:
+    if verdict.approved and settings.deploys_candidates:
         result["deployment"] = deploy_candidate(candidate, model_url, package_arn, champion_url, settings, now)
+    elif verdict.approved:
+        result["deployment"] = "awaiting-approval"
+        notify(
+            settings.operator_topic_arn,
+            f"sagecycle {settings.stage}: candidate awaits approval: {candidate.run}",
+            {"event": "candidate-awaits-approval", "stage": settings.stage, **result, "champion": champion_url},
+        )
     else:
         notify(
             settings.operator_topic_arn,
@@ -603,66 +506,6 @@ def evaluate_candidate(candidate: Candidate, settings: Settings, now: datetime) 
     return result
 
 
-def register_package(
-    candidate: Candidate,
-    settings: Settings,
-    model_url: str,
-    evaluation: Mapping[str, Any] | None,
-    verdict: Verdict,
-    champion_url: str | None,
-    run: Mapping[str, Any],
-) -> str:
-    """CreateModelPackage: every candidate is registered, approved or rejected, with the reason."""
-    job = candidate.job_name
-    model = build_model(settings.training, model_name=job, model_data_url=model_url, run_id=job)
-    container = {k: model["PrimaryContainer"][k] for k in ("Image", "ModelDataUrl", "Environment")}
-    endpoint = settings.training.endpoint
-    inference: dict[str, Any] = {
-        "Containers": [container],
-        "SupportedContentTypes": CONTENT_TYPES,
-        "SupportedResponseMIMETypes": CONTENT_TYPES,
-    }
-    if not endpoint.serverless:
-        inference["SupportedRealtimeInferenceInstanceTypes"] = [endpoint.instance_type]
-    inference["SupportedTransformInstanceTypes"] = [settings.training.transform.instance_type]
-    metadata = _metadata(
-        {
-            "training-job": job,
-            "tuning-job": candidate.tuning_job,
-            "decision": "approved" if verdict.approved else "rejected",
-            "reason": verdict.reason,
-            "primary-metric": verdict.metric or None,
-            "candidate-value": verdict.candidate,
-            "champion-value": verdict.champion,
-            "champion-model": champion_url,
-            "metric-floor": settings.policy.metric_floor,
-            "tolerance": settings.policy.tolerance,
-            "run-reason": run.get("reason"),
-            "trigger": run.get("trigger"),
-            **{f"test-{k}": v for k, v in _split_metrics(evaluation, "test").items()},
-            **{f"validation-{k}": v for k, v in _split_metrics(evaluation, "validation").items()},
-        }
-    )
-    params: dict[str, Any] = {
-        "ModelPackageGroupName": settings.model_package_group,
-        "ModelPackageDescription": sanitize_tag_text(f"{job}: {verdict.reason}", 1000),
-        "InferenceSpecification": inference,
-        "ModelApprovalStatus": "Approved" if verdict.approved else "Rejected",
-        "CustomerMetadataProperties": metadata,
-        "ClientToken": client_token("package", job),
-    }
-    if candidate.job_arn:
-        params["MetadataProperties"] = {"GeneratedBy": candidate.job_arn}
-    statistics = _put_evaluation(model_url, evaluation)
-    if statistics:
-        params["ModelMetrics"] = {
-            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics}}
-        }
-    arn = str(client("sagemaker").create_model_package(**params)["ModelPackageArn"])
-    logger.info("model package registered", extra={"job_name": job, "model_package_arn": arn})
-    return arn
-
-
 def deploy_candidate(
     candidate: Candidate,
     model_url: str,
@@ -671,13 +514,12 @@ def deploy_candidate(
     settings: Settings,
     now: datetime,
 ) -> str:
-    """CreateModel, CreateEndpointConfig, and the guarded UpdateEndpoint (or a queued one if busy).
+    """The guarded blue/green promotion of an approved candidate (or a queued one if the endpoint is busy).
 
     Model and endpoint config are named after the training job that wrote the model (a tuning job's best).
     """
     job = candidate.job_name
-    create_model_and_config(settings.training, name=job, model_data_url=model_url, run_id=job)
-    champion = _champion_record(settings)
+    champion = champion_record(settings)
     record: Deployment = {
         "kind": "promotion",
         "endpoint_config_name": job,
@@ -692,36 +534,7 @@ def deploy_candidate(
     }
     if candidate.tuning_job:
         record["tuning_job"] = candidate.tuning_job
-    endpoint = describe_endpoint(settings.endpoint_name)
-    if endpoint is None:
-        # Nothing serves yet: the approved candidate becomes the champion the endpoint will be created from.
-        logger.warning("endpoint does not exist; champion set without a deployment", extra={"job_name": job})
-        runs.put_item(settings.runs_table, runs.deployment_key(job), {**record, "status": "no-endpoint"})
-        set_champion({**record, "status": "no-endpoint"}, settings, now)
-        return "no-endpoint"
-    pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
-    if job in (endpoint.get("EndpointConfigName"), pending):
-        status = "pending"  # an earlier attempt already started this update
-    elif endpoint.get("EndpointStatus") in BUSY_STATES:
-        status = "queued"
-        logger.warning(
-            "endpoint busy; deployment queued", extra={"job_name": job, "endpoint": endpoint.get("EndpointStatus")}
-        )
-    else:
-        start_update(job, settings)
-        status = "pending"
-    record_started(settings.runs_table, {**record, "status": status})
-    return status
-
-
-def start_update(endpoint_config_name: str, settings: Settings) -> None:
-    update_endpoint(
-        settings.training,
-        endpoint_name=settings.endpoint_name,
-        endpoint_config_name=endpoint_config_name,
-        alarm_names=settings.rollback_alarms,
-    )
-    logger.info("endpoint update started", extra={"endpoint_config": endpoint_config_name})
+    return start_promotion(settings, record, alarm_names=settings.rollback_alarms, now=now)
 
 
 # ------------------------------------------------------------------------------------ endpoint events
@@ -746,7 +559,7 @@ def handle_endpoint(change: EndpointChange, settings: Settings, now: datetime) -
         return finish_deployment(deployment, "failed", "the endpoint no longer exists", settings, now)
     if deployment.get("status") == "queued":
         if endpoint.get("EndpointStatus") == "InService":
-            start_update(config, settings)
+            start_update(config, settings, settings.rollback_alarms)
             runs.update_item(
                 table, runs.deployment_key(config), set_values={"status": "pending", "started_at": epoch(now)}
             )
@@ -802,7 +615,7 @@ def reassert_champion(settings: Settings, now: datetime) -> dict[str, Any]:
         "started_at_iso": iso(now),
     }
     record_started(settings.runs_table, record)
-    start_update(name, settings)
+    start_update(name, settings, settings.rollback_alarms)
     logger.warning("endpoint was serving another model; champion re-deployed", extra=context)
     notify(
         settings.operator_topic_arn,
@@ -810,112 +623,3 @@ def reassert_champion(settings: Settings, now: datetime) -> dict[str, Any]:
         {"event": "champion-reasserted", "stage": settings.stage, **context, "endpoint_config": name},
     )
     return {"endpoint_config": name, "deployment": "reassert", **context}
-
-
-def finish_deployment(
-    deployment: Mapping[str, Any], outcome: str, reason: str, settings: Settings, now: datetime
-) -> dict[str, Any]:
-    table = settings.runs_table
-    config = str(deployment["endpoint_config_name"])
-    package = deployment.get("model_package_arn")
-    if outcome == "succeeded":
-        set_champion(deployment, settings, now)
-        rejected = deployment.get("rolled_back_package_arn")
-        if deployment.get("kind") == "rollback" and rejected:
-            client("sagemaker").update_model_package(
-                ModelPackageArn=rejected,
-                ModelApprovalStatus="Rejected",
-                ApprovalDescription=sanitize_tag_text(str(deployment.get("reason") or "rolled back"), 1000),
-            )
-    else:
-        if package and deployment.get("kind") == "promotion":
-            client("sagemaker").update_model_package(
-                ModelPackageArn=package,
-                ModelApprovalStatus="Rejected",
-                ApprovalDescription=sanitize_tag_text(reason, 1000) or "deployment failed",
-            )
-        if not deployment.get("notified"):
-            notify(
-                settings.operator_topic_arn,
-                f"sagecycle {settings.stage}: deployment {outcome.replace('_', ' ')}: {config}",
-                {
-                    "event": f"deployment-{outcome.replace('_', '-')}",
-                    "stage": settings.stage,
-                    "endpoint": settings.endpoint_name,
-                    "endpoint_config": config,
-                    "kind": deployment.get("kind"),
-                    "model_data_url": deployment.get("model_data_url"),
-                    "model_package_arn": package,
-                    "reason": reason,
-                },
-            )
-    runs.update_item(
-        table,
-        runs.deployment_key(config),
-        set_values={
-            "status": outcome,
-            "finished_at": epoch(now),
-            "notified": True,
-            **({"reason": reason} if reason else {}),
-        },
-    )
-    run = deployment.get("run") or deployment.get("training_job")  # records before tuning had no "run"
-    if run:
-        runs.update_item(table, runs.run_key(str(run)), set_values={"deployment": outcome})
-    runs.delete_item(
-        table,
-        runs.DEPLOYMENT,
-        condition="endpoint_config_name = :config",
-        values={":config": config},
-    )
-    logger.info("deployment finished", extra={"endpoint_config": config, "outcome": outcome, "reason": reason})
-    return {"endpoint_config": config, "deployment": outcome, "reason": reason, "kind": deployment.get("kind")}
-
-
-def set_champion(deployment: Mapping[str, Any], settings: Settings, now: datetime) -> None:
-    """The deployed model becomes the champion.
-
-    A promotion keeps the champion before it as `previous` (parameter and runs table): the rollback target.
-    A rollback (to that previous champion) leaves `previous` as it is, so the alarm responder finds the
-    endpoint already serving it and never rolls "back" onto the model it just left.
-    """
-    if deployment.get("kind") == "reassert":
-        logger.info("champion back in service", extra={"model_data_url": deployment.get("model_data_url")})
-        return  # the champion (and its record) never changed: only the endpoint had strayed
-    ssm = client("ssm")
-    new_url = str(deployment["model_data_url"])
-    current = artifacts.champion_url(settings.champion_parameter)
-    record = _champion_record(settings)
-    promotion = deployment.get("kind") != "rollback"
-    if current != new_url:
-        if promotion and current:
-            ssm.put_parameter(Name=settings.previous_parameter, Value=current, Type="String", Overwrite=True)
-        ssm.put_parameter(Name=settings.champion_parameter, Value=new_url, Type="String", Overwrite=True)
-    if promotion:
-        package = deployment.get("model_package_arn")
-        changed = current != new_url
-        previous_url = current if changed else record.get("previous_model_data_url")
-        previous_package = deployment.get("previous_package_arn") if changed else record.get("previous_package_arn")
-    else:
-        same = record.get("previous_model_data_url") == new_url
-        package = record.get("previous_package_arn") if same else None
-        previous_url, previous_package = record.get("previous_model_data_url"), record.get("previous_package_arn")
-    runs.put_item(
-        settings.runs_table,
-        runs.CHAMPION,
-        {
-            "model_data_url": new_url,
-            "package_arn": package,
-            "endpoint_config_name": deployment.get("endpoint_config_name"),
-            "previous_model_data_url": previous_url,
-            "previous_package_arn": previous_package,
-            "since": epoch(now),
-            "since_iso": iso(now),
-        },
-    )
-    if package:
-        client("sagemaker").update_model_package(
-            ModelPackageArn=package,
-            CustomerMetadataProperties=_metadata({"champion": "true", "champion-since": iso(now)}),
-        )
-    logger.info("champion set", extra={"model_data_url": new_url, "previous": current, "kind": deployment.get("kind")})

@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from lambdas.promote import decision
 from lambdas.promote import handler as promote
-from lambdas.promote import logic
-from lambdas.shared import runs
+from lambdas.shared import deployments, runs
 from lambdas.shared.artifacts import PrimaryMetric
 from lambdas.shared.jobspec import build_endpoint_config, build_model, build_update_endpoint
 from lambdas.shared.runtime import client
@@ -82,38 +82,38 @@ def packages() -> list[dict[str, Any]]:
 
 
 def test_better_candidate_is_approved() -> None:
-    verdict = logic.decide_promotion(auc(0.93), auc(0.90), metric_floor=0.8, tolerance=0.002)
+    verdict = decision.decide_promotion(auc(0.93), auc(0.90), metric_floor=0.8, tolerance=0.002)
     assert verdict.approved
 
 
 def test_slightly_worse_candidate_within_tolerance_is_approved() -> None:
-    verdict = logic.decide_promotion(auc(0.899), auc(0.900), metric_floor=0.8, tolerance=0.002)
+    verdict = decision.decide_promotion(auc(0.899), auc(0.900), metric_floor=0.8, tolerance=0.002)
     assert verdict.approved
 
 
 def test_worse_candidate_beyond_tolerance_is_rejected() -> None:
-    verdict = logic.decide_promotion(auc(0.89), auc(0.90), metric_floor=0.8, tolerance=0.002)
+    verdict = decision.decide_promotion(auc(0.89), auc(0.90), metric_floor=0.8, tolerance=0.002)
     assert not verdict.approved and "worse than the champion" in verdict.reason
 
 
 def test_candidate_below_the_floor_is_rejected_even_without_champion() -> None:
-    verdict = logic.decide_promotion(auc(0.79), None, metric_floor=0.8, tolerance=0.002)
+    verdict = decision.decide_promotion(auc(0.79), None, metric_floor=0.8, tolerance=0.002)
     assert not verdict.approved and "below the floor" in verdict.reason
 
 
 def test_floor_is_a_ceiling_when_lower_is_better() -> None:
     # GIVEN rmse (lower is better) and a floor of 5.0 / THEN 5.5 fails it and 4.0 passes
-    assert not logic.decide_promotion(rmse(5.5), None, metric_floor=5.0, tolerance=0.1).approved
-    assert logic.decide_promotion(rmse(4.0), None, metric_floor=5.0, tolerance=0.1).approved
+    assert not decision.decide_promotion(rmse(5.5), None, metric_floor=5.0, tolerance=0.1).approved
+    assert decision.decide_promotion(rmse(4.0), None, metric_floor=5.0, tolerance=0.1).approved
 
 
 def test_lower_is_better_tolerance_allows_slightly_higher_error() -> None:
-    assert logic.decide_promotion(rmse(4.05), rmse(4.0), metric_floor=5.0, tolerance=0.1).approved
-    assert not logic.decide_promotion(rmse(4.2), rmse(4.0), metric_floor=5.0, tolerance=0.1).approved
+    assert decision.decide_promotion(rmse(4.05), rmse(4.0), metric_floor=5.0, tolerance=0.1).approved
+    assert not decision.decide_promotion(rmse(4.2), rmse(4.0), metric_floor=5.0, tolerance=0.1).approved
 
 
 def test_candidate_on_another_metric_than_the_champion_is_rejected() -> None:
-    verdict = logic.decide_promotion(auc(0.95), rmse(4.0), metric_floor=0.8, tolerance=0.002)
+    verdict = decision.decide_promotion(auc(0.95), rmse(4.0), metric_floor=0.8, tolerance=0.002)
     assert not verdict.approved and "not comparable" in verdict.reason
 
 
@@ -145,7 +145,7 @@ def test_candidate_on_another_metric_than_the_champion_is_rejected() -> None:
 )
 def test_deployment_outcome_follows_describe_endpoint(endpoint: dict[str, Any], outcome: str) -> None:
     deployment = {"endpoint_config_name": "new", "started_at": int(NOW.timestamp())}
-    assert logic.deployment_outcome(deployment, endpoint) == outcome
+    assert deployments.deployment_outcome(deployment, endpoint) == outcome
 
 
 # ------------------------------------------------------------------------------------- training events

@@ -10,7 +10,7 @@ import pytest
 
 from lambdas.promote import handler as promote
 from lambdas.promote import logic
-from lambdas.shared import runs
+from lambdas.shared import deployments, runs
 from lambdas.shared.jobspec import build_endpoint_config, build_model, build_update_endpoint, resource_name
 from tests.lambdas.fixtures import (
     CHAMPION_URL,
@@ -100,6 +100,6 @@ def test_a_finished_reassert_leaves_the_champion_record_as_it_was(resources: Aws
     before = runs.get_item(RUNS_TABLE, runs.CHAMPION)
     deployment = {"kind": "reassert", "endpoint_config_name": "x", "model_data_url": CHAMPION_URL}
     # WHEN it completes
-    logic.set_champion(deployment, logic.Settings.from_env(os.environ), datetime.now(UTC))
+    deployments.set_champion(deployment, logic.Settings.from_env(os.environ), datetime.now(UTC))
     # THEN neither the parameter nor the record changed
     assert runs.get_item(RUNS_TABLE, runs.CHAMPION) == before

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from lambdas.promote import decision
 from lambdas.promote import handler as promote
-from lambdas.promote import logic
 from lambdas.shared import artifacts, runs
 from tests.lambdas.fixtures import (
     CHAMPION_URL,
@@ -182,7 +182,7 @@ def test_distrust_needs_the_record_and_the_lock(
     run: dict[str, Any] | None, holder: dict[str, Any] | None, trusted: bool
 ) -> None:
     # WHEN the rule is asked about JOB
-    reason = logic.distrust(run, JOB, holder)
+    reason = decision.distrust(run, JOB, holder)
     # THEN only a record that proves the lock (or a held lock for the record's trigger) passes
     assert (reason is None) == trusted
 

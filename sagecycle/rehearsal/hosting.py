@@ -45,18 +45,15 @@ import http.client
 import json
 import logging
 import math
-import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -74,105 +71,28 @@ from sagecycle.rehearsal.moto_sagemaker import (
     switch_config,
     unregister_endpoint_manager,
 )
+from sagecycle.rehearsal.sagemaker_events import endpoint_event
+from sagecycle.rehearsal.serving_process import (
+    HEALTH_CHECK_FAILURE,
+    EndpointStartError,
+    ServingProcess,
+    fetch_artifact,
+    log_tail,
+    model_container,
+    start_serve,
+    stop_process,
+    wait_healthy,
+)
 from sagecycle.rehearsal.timeline import Timeline
 from sagecycle.serve import DataCapture
 
 LOG = logging.getLogger("sagecycle.rehearsal.hosting")
 METRIC_NAMESPACE = "AWS/SageMaker"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
-# SageMaker's own words for a container that never became healthy, and for an artifact it could not fetch.
-HEALTH_CHECK_FAILURE = (
-    "The primary container for production variant {variant} did not pass the ping health check. "
-    "Please check CloudWatch logs for this endpoint."
-)
-DOWNLOAD_FAILURE = (
-    'Failed to download model data for container "container_1" from URL: "{url}". Please ensure that there is an '
-    "object located at the URL and that the role passed to CreateModel has permissions to download the model."
-)
 # Our wording (AWS does not publish the text of these reasons).
 ALARM_ROLLBACK = "Deployment rolled back: CloudWatch alarm(s) {alarms} went into ALARM during the baking period."
 TIMEOUT_ROLLBACK = "Deployment rolled back: it did not finish within MaximumExecutionTimeoutInSeconds ({seconds} s)."
 Emit = Callable[[dict[str, Any]], Any]
-
-
-def _epoch_ms(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return int(aware.timestamp() * 1000)
-
-
-def _event_status(status: str) -> str:
-    """API spelling -> the events' spelling: InService -> IN_SERVICE (the published samples use it)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", status).upper()
-
-
-def _ms_fields(value: Any) -> Any:
-    """DescribeEndpoint's timestamps as the events carry them: epoch milliseconds."""
-    if isinstance(value, datetime):
-        return _epoch_ms(value)
-    if isinstance(value, Mapping):
-        return {k: _ms_fields(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ms_fields(v) for v in value]
-    return value
-
-
-def endpoint_event(detail_type: str, describe: Mapping[str, Any], *, region: str, time: datetime) -> dict[str, Any]:
-    """A "SageMaker Endpoint State Change" or "SageMaker Endpoint Deployment State Change" event for the endpoint
-    `describe` (a DescribeEndpoint answer), in the shape of the published samples (tests/events/aws/sagemaker/)."""
-    arn = str(describe["EndpointArn"])
-    detail: dict[str, Any] = {
-        "EndpointName": describe["EndpointName"],
-        "EndpointArn": arn,
-        "EndpointConfigName": describe.get("EndpointConfigName"),
-        "ProductionVariants": _ms_fields(describe.get("ProductionVariants") or []),
-        "EndpointStatus": _event_status(str(describe["EndpointStatus"])),
-        "CreationTime": _epoch_ms(describe.get("CreationTime")),
-        "LastModifiedTime": _epoch_ms(describe.get("LastModifiedTime")),
-        "Tags": {t["Key"]: t["Value"] for t in describe.get("Tags") or []},
-    }
-    if describe.get("FailureReason"):
-        detail["FailureReason"] = describe["FailureReason"]
-    if describe.get("PendingDeploymentSummary"):
-        detail["PendingDeploymentSummary"] = _ms_fields(describe["PendingDeploymentSummary"])
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": "aws.sagemaker",
-        "account": arn.split(":")[4],
-        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [arn],
-        "detail": detail,
-    }
-
-
-class EndpointStartError(RuntimeError):
-    """A fleet did not come up; the message is the FailureReason SageMaker would give."""
-
-
-@dataclass
-class ServingProcess:
-    """One production variant of one endpoint config: a `sagecycle serve` process."""
-
-    endpoint: str
-    config: str
-    variant: str
-    model: str
-    model_data_url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
 
 
 @dataclass
@@ -410,7 +330,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         self._server.server_close()
         self._thread.join(timeout=5)
         for process in self.processes():
-            _stop(process)
+            stop_process(process.process)
         with self._lock:
             self._endpoints.clear()
         self.flush()
@@ -471,7 +391,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
             return
         for fleet in (state.blue, state.deployment.green if state.deployment else None):
             for process in fleet.processes.values() if fleet else ():
-                _stop(process)
+                stop_process(process.process)
         self.timeline.record("endpoint.deleted", f"{request.endpoint_name}: deleted", endpoint=request.endpoint_name)
 
     def _update(self, request: EndpointRequest) -> None:
@@ -618,7 +538,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         with self._lock:
             state.blue, state.deployment = deployment.green, None
         for process in blue.processes.values() if blue else ():
-            _stop(process)
+            stop_process(process.process)
         request = deployment.request
         with LOCK:
             moto = backend(self.account, self.region)
@@ -649,7 +569,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         with self._lock:
             green, state.deployment = deployment.green, None
         for process in green.processes.values() if green else ():
-            _stop(process)
+            stop_process(process.process)
         with LOCK:
             endpoint = self._moto_endpoint(state.name)
             if endpoint is not None:
@@ -730,72 +650,32 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
                 self._wait_healthy(process)
         except BaseException:
             for process in started.values():
-                _stop(process)
+                stop_process(process.process)
             raise
         return Fleet(config=config_name, processes=started, weights=weights, instance_counts=counts, capture=capture)
 
     def _launch(self, endpoint: str, config: str, variant: str, model_name: str) -> ServingProcess:
-        model = self.client("sagemaker").describe_model(ModelName=model_name)
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        container = model_container(self.client("sagemaker"), model_name)
         url = str(container.get("ModelDataUrl") or "")
         artifact = self.work_dir / "models" / model_name / "model.tar.gz"
-        if not artifact.is_file():
-            bucket, _, key = url.removeprefix("s3://").partition("/")
-            try:
-                body = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-            except Exception as e:
-                LOG.warning("model data for %s not downloaded: %s", model_name, e)
-                raise EndpointStartError(DOWNLOAD_FAILURE.format(url=url)) from None
-            artifact.parent.mkdir(parents=True, exist_ok=True)
-            artifact.write_bytes(body)
+        fetch_artifact(self.client("s3"), url, artifact)
         port = free_port()
         log_path = self.work_dir / "logs" / f"{endpoint}-{config}-{variant}-{port}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "sagecycle.cli",
-            "serve",
-            str(artifact),
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--endpoint-name",
-            endpoint,
-            "--variant",
-            variant,
-        ]
-        for key, value in (container.get("Environment") or {}).items():
-            argv += ["--env", f"{key}={value}"]
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                argv,
-                cwd=REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,  # its own process group: stopping it stops gunicorn's workers too
-            )
+        process = start_serve(
+            artifact,
+            port=port,
+            log_path=log_path,
+            environment=container.get("Environment") or {},
+            options=["--endpoint-name", endpoint, "--variant", variant],
+        )
         return ServingProcess(endpoint, config, variant, model_name, url, port, process, log_path)
 
     def _wait_healthy(self, process: ServingProcess) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not process.alive():
-                break
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                connection = http.client.HTTPConnection("127.0.0.1", process.port, timeout=2)
-                try:
-                    connection.request("GET", "/ping")
-                    if connection.getresponse().status == 200:
-                        return
-                finally:
-                    connection.close()
-            time.sleep(0.1)
-        tail = process.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-        LOG.warning("variant %s of %s did not become healthy:\n%s", process.variant, process.config, tail)
+        if wait_healthy(process.port, process.process, self.startup_timeout):
+            return
+        LOG.warning(
+            "variant %s of %s did not become healthy:\n%s", process.variant, process.config, log_tail(process.log_path)
+        )
         self.timeline.record(
             "endpoint.health_check_failed",
             f"{process.endpoint}/{process.variant} ({process.config}) did not pass /ping",
@@ -1000,20 +880,6 @@ def _keep_modes(line: str, modes: frozenset[str]) -> str:
 def _error_response(status: int, kind: str, message: str) -> _Invocation:
     body = json.dumps({"message": message}).encode()
     return _Invocation(status, body, [("Content-Type", "application/json"), ("x-amzn-ErrorType", kind)])
-
-
-def _stop(process: ServingProcess, grace: float = 10.0) -> None:
-    """Stops a serving process and its workers: SIGTERM to its process group, SIGKILL after `grace` seconds."""
-    if process.process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.process.pid, signal.SIGTERM)
-    try:
-        process.process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.process.pid, signal.SIGKILL)
-        process.process.wait(timeout=5)
 
 
 class _RuntimeServer(ThreadingHTTPServer):

@@ -15,6 +15,12 @@ CreateTrainingJob as Completed. `install_moto_extensions()` changes moto's own b
   update takes effect at once, in moto's manner, so tests that use plain moto keep working.
 - When a training manager is registered (`LocalTraining`), CreateTrainingJob leaves the job `InProgress`
   (`Starting`), keeps the job's own MetricDefinitions (moto replaces them), and tells the manager.
+- CreateTransformJob checks what SageMaker checks (a unique name, an existing model, MaxPayloadInMB in [0, 100] and
+  MaxConcurrentTransforms * MaxPayloadInMB <= 100) and refuses what the local transform does not rehearse (a
+  manifest data source, RecordIO/TFRecord splitting, chunked payloads, DataProcessing filters). When a transform
+  manager is registered (`LocalTransform`), the job stays `InProgress` with no start or end time and the manager is
+  told; without one it is Completed at once, moto's way. ListTransformJobs sorts as SageMaker does (SortBy
+  CreationTime, SortOrder Descending by default) before it pages.
 
 Every read and change of an endpoint or job goes through `LOCK`, so DescribeEndpoint never sees half a
 transition while the hosting, in another thread, moves an endpoint on.
@@ -39,6 +45,9 @@ WAIT_INTERVAL_RANGE = (0, 3600)
 TERMINATION_WAIT_RANGE = (0, 3600)
 MAX_EXECUTION_TIMEOUT_RANGE = (600, 14400)
 MAX_ROLLBACK_ALARMS = 10
+# API reference, CreateTransformJob / TransformInput.
+MAX_TRANSFORM_PAYLOAD_MB = 100
+TRANSFORM_SPLIT_TYPES = ("None", "Line")
 
 
 @dataclass(frozen=True)
@@ -73,35 +82,55 @@ class TrainingManager(Protocol):
     def training_job_created(self, account: str, region: str, job_name: str) -> None: ...
 
 
+class TransformManager(Protocol):
+    """Who runs a batch transform job once CreateTransformJob has recorded it (`LocalTransform`)."""
+
+    def now(self) -> datetime: ...
+
+    def transform_job_created(self, account: str, region: str, job_name: str) -> None: ...
+
+
 _endpoint_managers: dict[tuple[str, str], EndpointManager] = {}
 _training_managers: dict[tuple[str, str], TrainingManager] = {}
+_transform_managers: dict[tuple[str, str], TransformManager] = {}
 _installed = False
 
 
-def register_endpoint_manager(account: str, region: str, manager: EndpointManager) -> None:
+def _register(kind: str, managers: dict[tuple[str, str], Any], account: str, region: str, manager: Any) -> None:
     with LOCK:
-        if (account, region) in _endpoint_managers and _endpoint_managers[(account, region)] is not manager:
-            raise RuntimeError(f"another endpoint manager already serves {account}/{region}")
-        _endpoint_managers[(account, region)] = manager
+        if (account, region) in managers and managers[(account, region)] is not manager:
+            raise RuntimeError(f"another {kind} manager already serves {account}/{region}")
+        managers[(account, region)] = manager
+
+
+def _unregister(managers: dict[tuple[str, str], Any], account: str, region: str, manager: Any) -> None:
+    with LOCK:
+        if managers.get((account, region)) is manager:
+            del managers[(account, region)]
+
+
+def register_endpoint_manager(account: str, region: str, manager: EndpointManager) -> None:
+    _register("endpoint", _endpoint_managers, account, region, manager)
 
 
 def unregister_endpoint_manager(account: str, region: str, manager: EndpointManager) -> None:
-    with LOCK:
-        if _endpoint_managers.get((account, region)) is manager:
-            del _endpoint_managers[(account, region)]
+    _unregister(_endpoint_managers, account, region, manager)
 
 
 def register_training_manager(account: str, region: str, manager: TrainingManager) -> None:
-    with LOCK:
-        if (account, region) in _training_managers and _training_managers[(account, region)] is not manager:
-            raise RuntimeError(f"another training manager already serves {account}/{region}")
-        _training_managers[(account, region)] = manager
+    _register("training", _training_managers, account, region, manager)
 
 
 def unregister_training_manager(account: str, region: str, manager: TrainingManager) -> None:
-    with LOCK:
-        if _training_managers.get((account, region)) is manager:
-            del _training_managers[(account, region)]
+    _unregister(_training_managers, account, region, manager)
+
+
+def register_transform_manager(account: str, region: str, manager: TransformManager) -> None:
+    _register("transform", _transform_managers, account, region, manager)
+
+
+def unregister_transform_manager(account: str, region: str, manager: TransformManager) -> None:
+    _unregister(_transform_managers, account, region, manager)
 
 
 def backend(account: str, region: str) -> Any:
@@ -333,9 +362,9 @@ def _wrap_delete_endpoint(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _wrap_describe(original: Callable[..., Any]) -> Callable[..., Any]:
-    def describe(self: Any, name: str) -> Any:
+    def describe(self: Any, *args: Any, **kwargs: Any) -> Any:
         with LOCK:  # a snapshot: the response is serialized after the lock is released
-            return copy.deepcopy(original(self, name))
+            return copy.deepcopy(original(self, *args, **kwargs))
 
     return describe
 
@@ -373,6 +402,92 @@ def _wrap_create_training_job(original: Callable[..., Any]) -> Callable[..., Any
     return create_training_job
 
 
+def validate_transform_job(params: Mapping[str, Any]) -> None:
+    """SageMaker's checks on CreateTransformJob, and refusals of what the local transform does not rehearse."""
+    payload = params.get("max_payload_in_mb")
+    if payload is not None and not 0 <= int(payload) <= MAX_TRANSFORM_PAYLOAD_MB:
+        raise _error(f"MaxPayloadInMB must be in [0, {MAX_TRANSFORM_PAYLOAD_MB}], got {payload}.")
+    concurrent = params.get("max_concurrent_transforms")
+    if concurrent and payload and int(concurrent) * int(payload) > MAX_TRANSFORM_PAYLOAD_MB:
+        raise _error(
+            f"MaxConcurrentTransforms * MaxPayloadInMB must not exceed {MAX_TRANSFORM_PAYLOAD_MB} MB, got "
+            f"{concurrent} * {payload}."
+        )
+    if payload is not None and int(payload) == 0:
+        raise _error(
+            "MaxPayloadInMB 0 (HTTP chunked encoding) is not rehearsed locally: the XGBoost container does not "
+            "support it."
+        )
+    source = ((params.get("transform_input") or {}).get("DataSource") or {}).get("S3DataSource") or {}
+    if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+        raise _error(f"S3DataType {source.get('S3DataType')} is not rehearsed locally; use S3Prefix.")
+    split = (params.get("transform_input") or {}).get("SplitType", "None")
+    if split not in TRANSFORM_SPLIT_TYPES:
+        raise _error(f"SplitType {split} is not rehearsed locally; use one of {list(TRANSFORM_SPLIT_TYPES)}.")
+    processing = params.get("data_processing") or {}
+    if any(processing.get(k, d) != d for k, d in (("InputFilter", "$"), ("OutputFilter", "$"), ("JoinSource", "None"))):
+        raise _error("DataProcessing (input/output filters, JoinSource) is not rehearsed locally.")
+
+
+def _wrap_create_transform_job(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_transform_job(self: Any, transform_job_name: str, **kwargs: Any) -> Any:
+        with LOCK:
+            if transform_job_name in self.transform_jobs:
+                raise _error(
+                    "Transform job names must be unique within an AWS account and region, and a transform job with "
+                    f"this name already exists ({self.transform_jobs[transform_job_name].arn})"
+                )
+            self.describe_model(kwargs.get("model_name"))  # SageMaker refuses a model that does not exist
+            validate_transform_job(kwargs)
+            job = original(self, transform_job_name=transform_job_name, **kwargs)
+            # Fields SageMaker leaves out rather than sending empty.
+            job.failure_reason = job.labeling_job_arn = job.auto_ml_job_arn = None
+            manager = _transform_managers.get((self.account_id, self.region_name))
+            if manager is None:
+                return job
+            now = naive_utc(manager.now())
+            job.creation_time = job.last_modified_time = now
+            job.transform_job_status = "InProgress"
+            job.transform_start_time = job.transform_end_time = None
+        manager.transform_job_created(self.account_id, self.region_name, transform_job_name)
+        return job
+
+    return create_transform_job
+
+
+def _list_transform_jobs(self: Any) -> Any:
+    """SageMakerResponse.list_transform_jobs: moto's filters, then SageMaker's sort (default newest first), paged."""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.exceptions import AWSValidationException
+
+    sort_by = self._get_param("SortBy", "CreationTime")
+    sort_order = self._get_param("SortOrder", "Descending")
+    if sort_by not in ("Name", "CreationTime", "Status") or sort_order not in ("Ascending", "Descending"):
+        raise AWSValidationException(f"Invalid SortBy {sort_by!r} or SortOrder {sort_order!r}.")
+    max_results = self._get_int_param("MaxResults") or 10
+    if not 1 <= max_results <= 100:
+        raise AWSValidationException(f"MaxResults must be in [1, 100], got {max_results}.")
+    with LOCK:
+        found = self.sagemaker_backend.list_transform_jobs(
+            next_token=None,
+            max_results=None,
+            creation_time_after=self._get_param("CreationTimeAfter"),
+            creation_time_before=self._get_param("CreationTimeBefore"),
+            last_modified_time_after=self._get_param("LastModifiedTimeAfter"),
+            last_modified_time_before=self._get_param("LastModifiedTimeBefore"),
+            name_contains=self._get_param("NameContains"),
+            status_equals=self._get_param("StatusEquals"),
+        )["TransformJobSummaries"]
+    key = {"Name": "TransformJobName", "CreationTime": "CreationTime", "Status": "TransformJobStatus"}[sort_by]
+    found.sort(key=lambda summary: summary[key], reverse=sort_order == "Descending")
+    start = int(self._get_param("NextToken") or 0)
+    page = [{k: v for k, v in s.items() if v is not None} for s in found[start : start + max_results]]
+    answer: dict[str, Any] = {"TransformJobSummaries": page}
+    if start + max_results < len(found):
+        answer["NextToken"] = str(start + max_results)
+    return ActionResult(answer)
+
+
 def _response_update_endpoint(self: Any) -> Any:
     from moto.core.responses import ActionResult
 
@@ -388,7 +503,7 @@ def _response_update_endpoint(self: Any) -> Any:
 
 
 def install_moto_extensions() -> None:
-    """Adds UpdateEndpoint and SageMaker's endpoint and training-job life cycles to moto (idempotent).
+    """Adds UpdateEndpoint and SageMaker's endpoint, training-job and transform-job life cycles to moto (idempotent).
 
     Patches moto's classes, so it works whenever it is called before the first request it should change;
     call it before `ThreadedMotoServer.start()` to be sure.
@@ -407,8 +522,11 @@ def install_moto_extensions() -> None:
         backend_cls.describe_endpoint = _wrap_describe(SageMakerModelBackend.describe_endpoint)
         backend_cls.describe_training_job = _wrap_describe(SageMakerModelBackend.describe_training_job)
         backend_cls.create_training_job = _wrap_create_training_job(SageMakerModelBackend.create_training_job)
+        backend_cls.create_transform_job = _wrap_create_transform_job(SageMakerModelBackend.create_transform_job)
+        backend_cls.describe_transform_job = _wrap_describe(SageMakerModelBackend.describe_transform_job)
         response_cls: Any = SageMakerResponse
         response_cls.update_endpoint = _response_update_endpoint
+        response_cls.list_transform_jobs = _list_transform_jobs
         # New attributes become DescribeEndpoint fields (moto camel-cases an object's attributes); None is left out.
         endpoint_cls: Any = FakeEndpoint
         endpoint_cls.pending_deployment_summary = None

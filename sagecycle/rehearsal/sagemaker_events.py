@@ -1,0 +1,89 @@
+"""SageMaker's state-change events as EventBridge delivers them, built from the Describe* answers of the local AWS.
+
+- "SageMaker Endpoint State Change" and "SageMaker Endpoint Deployment State Change" (`endpoint_event`), in the shape
+  of the published samples under tests/events/aws/sagemaker/;
+- "SageMaker Transform Job State Change" (`transform_job_event`): the DescribeTransformJob fields, timestamps in
+  epoch milliseconds and Tags as a map, as the service's other job events carry them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _epoch_ms(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1000)
+
+
+def _event_status(status: str) -> str:
+    """API spelling -> the events' spelling: InService -> IN_SERVICE (the published samples use it)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", status).upper()
+
+
+def ms_fields(value: Any) -> Any:
+    """DescribeEndpoint's timestamps as the events carry them: epoch milliseconds."""
+    if isinstance(value, datetime):
+        return _epoch_ms(value)
+    if isinstance(value, Mapping):
+        return {k: ms_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [ms_fields(v) for v in value]
+    return value
+
+
+def endpoint_event(detail_type: str, describe: Mapping[str, Any], *, region: str, time: datetime) -> dict[str, Any]:
+    """A "SageMaker Endpoint State Change" or "SageMaker Endpoint Deployment State Change" event for the endpoint
+    `describe` (a DescribeEndpoint answer), in the shape of the published samples (tests/events/aws/sagemaker/)."""
+    arn = str(describe["EndpointArn"])
+    detail: dict[str, Any] = {
+        "EndpointName": describe["EndpointName"],
+        "EndpointArn": arn,
+        "EndpointConfigName": describe.get("EndpointConfigName"),
+        "ProductionVariants": ms_fields(describe.get("ProductionVariants") or []),
+        "EndpointStatus": _event_status(str(describe["EndpointStatus"])),
+        "CreationTime": _epoch_ms(describe.get("CreationTime")),
+        "LastModifiedTime": _epoch_ms(describe.get("LastModifiedTime")),
+        "Tags": {t["Key"]: t["Value"] for t in describe.get("Tags") or []},
+    }
+    if describe.get("FailureReason"):
+        detail["FailureReason"] = describe["FailureReason"]
+    if describe.get("PendingDeploymentSummary"):
+        detail["PendingDeploymentSummary"] = ms_fields(describe["PendingDeploymentSummary"])
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "aws.sagemaker",
+        "account": arn.split(":")[4],
+        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [arn],
+        "detail": detail,
+    }
+
+
+def transform_job_event(
+    describe: Mapping[str, Any], *, region: str, time: datetime, tags: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A "SageMaker Transform Job State Change" event for `describe` (a DescribeTransformJob answer)."""
+    arn = str(describe["TransformJobArn"])
+    detail = {k: ms_fields(v) for k, v in describe.items() if k != "ResponseMetadata"}
+    detail["Tags"] = dict(tags or {})
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Transform Job State Change",
+        "source": "aws.sagemaker",
+        "account": arn.split(":")[4],
+        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [arn],
+        "detail": detail,
+    }

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.promote import logic
+from lambdas.promote import approval, logic
 from lambdas.shared.contract import (
     FUNCTIONS,
     METRIC_CANDIDATE_APPROVED,
@@ -22,11 +22,13 @@ from lambdas.shared.contract import (
 from lambdas.shared.events import (
     DETAIL_ENDPOINT,
     DETAIL_ENDPOINT_DEPLOYMENT,
+    DETAIL_MODEL_PACKAGE,
     DETAIL_TRAINING_JOB,
     DETAIL_TUNING_JOB,
     SOURCE_SAGEMAKER,
     detail_type,
     parse_endpoint_event,
+    parse_model_package_event,
     parse_training_job_event,
     parse_tuning_job_event,
 )
@@ -97,5 +99,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if result.get("deployment") == "rolled_back" and result.get("kind") == "promotion":
             _count(METRIC_DEPLOYMENT_ROLLED_BACK)
         return result
+    if source == SOURCE_SAGEMAKER and kind == DETAIL_MODEL_PACKAGE:
+        package = parse_model_package_event(event)
+        logger.append_keys(model_package_arn=package.package_arn, approval=package.status)
+        try:
+            return approval.handle_package(package, config, utcnow())
+        except Exception:
+            logger.exception("model package event failed; it will be retried")
+            raise
     logger.warning("unsupported event; ignored", extra={"source": source, "detail_type": kind})
     return {"ignored": f"unsupported event {source}/{kind}"}

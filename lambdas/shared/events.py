@@ -42,6 +42,7 @@ DETAIL_TRAINING_JOB: Final = "SageMaker Training Job State Change"
 DETAIL_TUNING_JOB: Final = "SageMaker HyperParameter Tuning Job State Change"
 DETAIL_ENDPOINT_DEPLOYMENT: Final = "SageMaker Endpoint Deployment State Change"
 DETAIL_ENDPOINT: Final = "SageMaker Endpoint State Change"
+DETAIL_MODEL_PACKAGE: Final = "SageMaker Model Package State Change"
 TERMINAL_TRAINING_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
 TERMINAL_TUNING_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
 
@@ -374,4 +375,31 @@ def parse_endpoint_event(event: Mapping[str, Any]) -> EndpointChange:
         endpoint_config_name=str(_opt(event, "detail", "EndpointConfigName") or ""),
         status=normalise_status(_str(event, "detail", "EndpointStatus")),
         pending_config_name=_opt(event, "detail", "PendingDeploymentSummary", "EndpointConfigName"),
+    )
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    """A model package's approval changed (published sample: tests/events/aws/sagemaker/). The event is a hint:
+    who sent it (`account`) is EventBridge's word; the package's status is DescribeModelPackage's."""
+
+    event_id: str
+    account: str  # the account whose registry sent it (EventBridge sets it; a sender cannot choose it)
+    package_arn: str
+    group: str
+    status: str  # Approved | Rejected | PendingManualApproval
+    model_data_url: str | None
+
+
+def parse_model_package_event(event: Mapping[str, Any]) -> PackageChange:
+    containers = _opt(event, "detail", "InferenceSpecification", "Containers") or []
+    first = containers[0] if isinstance(containers, list) and containers and isinstance(containers[0], dict) else {}
+    url = first.get("ModelDataUrl")
+    return PackageChange(
+        event_id=_str(event, "id"),
+        account=_str(event, "account"),
+        package_arn=_str(event, "detail", "ModelPackageArn"),
+        group=_str(event, "detail", "ModelPackageGroupName"),
+        status=_str(event, "detail", "ModelApprovalStatus"),
+        model_data_url=url if isinstance(url, str) and url else None,
     )

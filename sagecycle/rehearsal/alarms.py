@@ -33,43 +33,59 @@ state (ALARM / OK / INSUFFICIENT_DATA actions, when actions are enabled) in Clou
 
 The SQS queues of the stage publish their depth metrics (`AWS/SQS`, `QueueName`) at each evaluated minute,
 as SQS does every minute, so the dead-letter-queue alarms see their queues.
+
+The documented rules live in `alarm_rules` (datapoints, composite rules), the metric data and the metric-math
+expressions in `metric_math`; this module is the state machine that applies them minute by minute.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from sagecycle.rehearsal.alarm_rules import (
+    ALARM,
+    COMPARISONS,
+    INSUFFICIENT,
+    OK,
+    TREATMENTS,
+    AlarmError,
+    evaluate_datapoints,
+    evaluate_rule,
+    rule_children,
+)
 from sagecycle.rehearsal.clock import Clock
-from sagecycle.rehearsal.events import AlarmState, EventBus, alarm_state_change
-from sagecycle.rehearsal.stage import AlarmDef, LocalStage
+from sagecycle.rehearsal.event_shapes import AlarmState, alarm_state_change
+from sagecycle.rehearsal.events import EventBus
+from sagecycle.rehearsal.metric_math import PERCENTILE, Expression, MetricIndex, Series, percentile, utc
+from sagecycle.rehearsal.stage_model import AlarmDef, LocalStage
 from sagecycle.rehearsal.timeline import Timeline
 
-OK: Final = "OK"
-ALARM: Final = "ALARM"
-INSUFFICIENT: Final = "INSUFFICIENT_DATA"
+__all__ = [  # the evaluator; the documented rules (alarm_rules) and percentile (metric_math) as before
+    "ALARM",
+    "COMPARISONS",
+    "INSUFFICIENT",
+    "OK",
+    "TREATMENTS",
+    "AlarmError",
+    "AlarmEvaluator",
+    "evaluate_datapoints",
+    "evaluate_rule",
+    "percentile",
+    "rule_children",
+]
+
 EXTRA_RANGE_PERIODS: Final = 2  # evaluation range = N + 2 periods (the User Guide's example: 5 for N = 3)
 SQS_DEPTH_TICKS: Final = 10  # at most this many minutes of queue depth are published per evaluate() call
-
-COMPARISONS: Final[dict[str, Callable[[float, float], bool]]] = {
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
 _WORDS: Final = {
     "GreaterThanThreshold": "greater than",
     "GreaterThanOrEqualToThreshold": "greater than or equal to",
     "LessThanThreshold": "less than",
     "LessThanOrEqualToThreshold": "less than or equal to",
 }
-TREATMENTS: Final = ("missing", "ignore", "breaching", "notBreaching")
 _REGION_NAMES: Final = {
     "us-east-1": "US East (N. Virginia)",
     "us-east-2": "US East (Ohio)",
@@ -78,393 +94,6 @@ _REGION_NAMES: Final = {
     "eu-west-1": "EU (Ireland)",
     "eu-central-1": "EU (Frankfurt)",
 }
-
-
-class AlarmError(ValueError):
-    """An alarm this evaluator cannot evaluate as CloudWatch would; the message names the alarm and why."""
-
-
-# --------------------------------------------------------------------------------------- the documented rule
-
-
-def evaluate_datapoints(
-    datapoints: Sequence[float | None],
-    *,
-    threshold: float,
-    comparison: str,
-    evaluation_periods: int,
-    datapoints_to_alarm: int | None = None,
-    treat_missing_data: str = "missing",
-    current_state: str = INSUFFICIENT,
-) -> str:
-    """The state CloudWatch sets for this evaluation range (oldest first; None = missing datapoint).
-
-    Reproduces the two tables of "How alarm state is evaluated when data is missing" (CloudWatch User Guide).
-    """
-    if comparison not in COMPARISONS:
-        raise AlarmError(f"comparison {comparison} is not evaluated here (anomaly detection bands are not)")
-    if treat_missing_data not in TREATMENTS:
-        raise AlarmError(f"TreatMissingData {treat_missing_data!r}; allowed: {', '.join(TREATMENTS)}")
-    n = evaluation_periods
-    m = datapoints_to_alarm or n
-    if not 1 <= m <= n:
-        raise AlarmError(f"DatapointsToAlarm {m} must be between 1 and EvaluationPeriods {n}")
-    breaches = COMPARISONS[comparison]
-    real = [v for v in datapoints if v is not None]
-    if len(real) >= n:  # enough real datapoints: the treatment of missing data is not needed
-        return ALARM if sum(breaches(v, threshold) for v in real[-n:]) >= m else OK
-    breaching = sum(breaches(v, threshold) for v in real)
-    if treat_missing_data in ("breaching", "notBreaching"):
-        filled = n - len(real) if treat_missing_data == "breaching" else 0
-        return ALARM if breaching + filled >= m else OK
-    if not real:
-        return INSUFFICIENT if treat_missing_data == "missing" else current_state
-    if breaching >= m:
-        return ALARM
-    if breaching < len(real):  # a real datapoint within the threshold: ALARM is out of reach
-        return OK
-    if treat_missing_data == "ignore":
-        return current_state
-    # missing: every real datapoint breaches but too few of them. The User Guide's tables go to ALARM when the
-    # oldest datapoint of the range breaches ("X - - - -") and to INSUFFICIENT_DATA otherwise ("- - - - X").
-    oldest = datapoints[0]
-    return ALARM if oldest is not None and breaches(oldest, threshold) else INSUFFICIENT
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of raw values."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d{1,2})?|100)$")
-
-
-@dataclass
-class _Slot:
-    values: list[float]
-    sums: float = 0.0
-    count: float = 0.0
-    minimum: float = math.inf
-    maximum: float = -math.inf
-
-    def add_single(self, value: float) -> None:
-        self.values.append(value)
-        self.sums += value
-        self.count += 1
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
-
-    def add_set(self, sums: float, count: float, minimum: float, maximum: float) -> None:
-        self.sums += sums
-        self.count += count
-        self.minimum = min(self.minimum, minimum)
-        self.maximum = max(self.maximum, maximum)
-
-    def statistic(self, stat: str) -> float | None:
-        if self.count == 0:
-            return None
-        simple = {
-            "SampleCount": self.count,
-            "Sum": self.sums,
-            "Average": self.sums / self.count,
-            "Minimum": self.minimum,
-            "Maximum": self.maximum,
-        }
-        if stat in simple:
-            return simple[stat]
-        match = _PERCENTILE.match(stat)
-        if match is None:
-            raise AlarmError(
-                f"statistic {stat} is not evaluated here (SampleCount, Average, Sum, Minimum, Maximum, pNN)"
-            )
-        if not self.values:
-            return None  # percentiles are not available from statistic sets
-        return percentile(self.values, float(match.group(1)))
-
-
-def _utc(moment: Any) -> datetime:
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    if isinstance(moment, (int, float)):
-        return datetime.fromtimestamp(moment, UTC)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-class _MetricIndex:
-    """The local CloudWatch's raw datapoints, by metric identity, sorted by time."""
-
-    def __init__(self, data: Sequence[Any]) -> None:
-        self._by_metric: dict[tuple[str, str, frozenset[tuple[str, str]]], list[tuple[datetime, Any]]] = {}
-        for datum in data:
-            key = (datum.namespace, datum.name, frozenset((d.name, d.value) for d in datum.dimensions))
-            self._by_metric.setdefault(key, []).append((_utc(datum.timestamp), datum))
-        self._times: dict[tuple[str, str, frozenset[tuple[str, str]]], list[datetime]] = {}
-        for key, items in self._by_metric.items():
-            items.sort(key=lambda item: item[0])
-            self._times[key] = [t for t, _ in items]
-
-    def slot(
-        self, namespace: str, name: str, dimensions: Sequence[Mapping[str, str]], start: datetime, end: datetime,
-        unit: str | None = None,
-    ) -> _Slot:  # fmt: skip
-        key = (namespace, name, frozenset((d["Name"], d["Value"]) for d in dimensions))
-        items, times = self._by_metric.get(key, []), self._times.get(key, [])
-        slot = _Slot([])
-        for _, datum in items[bisect_left(times, start) : bisect_left(times, end)]:
-            if unit and getattr(datum, "unit", None) != unit:
-                continue
-            if hasattr(datum, "value"):
-                slot.add_single(float(datum.value))
-            else:
-                slot.add_set(float(datum.sum), float(datum.sample_count), float(datum.min), float(datum.max))
-        return slot
-
-
-# ------------------------------------------------------------------------------------------- metric math
-
-_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(>=|<=|==|!=|&&|\|\||[-+*/(),<>]))")
-Series = dict[int, float]
-
-
-class _Expression:
-    """A CloudWatch metric-math expression over per-slot series (slot index -> value)."""
-
-    def __init__(self, text: str, series: Mapping[str, Series], slots: int, alarm: str) -> None:
-        self.tokens: list[str] = []
-        position = 0
-        while position < len(text):
-            match = _TOKEN.match(text, position)
-            if match is None or match.end() == position:
-                if text[position:].strip() == "":
-                    break
-                raise AlarmError(f"alarm {alarm}: cannot read expression {text!r} at {text[position:]!r}")
-            self.tokens.append(next(g for g in match.groups() if g is not None))
-            position = match.end()
-        self.position = 0
-        self.series = series
-        self.slots = slots
-        self.alarm = alarm
-
-    def value(self) -> Series | float:
-        result = self.disjunction()
-        if self.position != len(self.tokens):
-            raise AlarmError(f"alarm {self.alarm}: unexpected {self.tokens[self.position]!r} in expression")
-        return result
-
-    def peek(self) -> str | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
-
-    def take(self, expected: str | None = None) -> str:
-        token = self.peek()
-        if token is None or (expected is not None and token.upper() != expected):
-            raise AlarmError(f"alarm {self.alarm}: expected {expected or 'more'} in expression, got {token!r}")
-        self.position += 1
-        return token
-
-    def binary(
-        self, next_level: Callable[[], Series | float], operators: Mapping[str, Callable[[float, float], float | None]]
-    ) -> Series | float:
-        left = next_level()
-        while (self.peek() or "").upper() in operators:
-            operator = operators[self.take().upper()]
-            left = _combine(left, next_level(), operator)
-        return left
-
-    def disjunction(self) -> Series | float:
-        return self.binary(self.conjunction, {"OR": _or, "||": _or})
-
-    def conjunction(self) -> Series | float:
-        return self.binary(self.comparison, {"AND": _and, "&&": _and})
-
-    def comparison(self) -> Series | float:
-        return self.binary(
-            self.additive,
-            {
-                ">": lambda a, b: float(a > b),
-                "<": lambda a, b: float(a < b),
-                ">=": lambda a, b: float(a >= b),
-                "<=": lambda a, b: float(a <= b),
-                "==": lambda a, b: float(a == b),
-                "!=": lambda a, b: float(a != b),
-            },
-        )
-
-    def additive(self) -> Series | float:
-        return self.binary(self.term, {"+": lambda a, b: a + b, "-": lambda a, b: a - b})
-
-    def term(self) -> Series | float:
-        return self.binary(self.unary, {"*": lambda a, b: a * b, "/": lambda a, b: None if b == 0 else a / b})
-
-    def unary(self) -> Series | float:
-        if self.peek() == "-":
-            self.take()
-            return _combine(0.0, self.unary(), lambda a, b: a - b)
-        return self.primary()
-
-    def primary(self) -> Series | float:
-        token = self.take()
-        if token == "(":
-            inner = self.disjunction()
-            self.take(")")
-            return inner
-        if re.fullmatch(r"\d.*", token):
-            return float(token)
-        if self.peek() == "(":
-            return self.call(token.upper())
-        if token in self.series:
-            return dict(self.series[token])
-        raise AlarmError(f"alarm {self.alarm}: expression refers to {token!r}, which no query of the alarm defines")
-
-    def call(self, name: str) -> Series | float:
-        self.take("(")
-        arguments = [self.disjunction()]
-        while self.peek() == ",":
-            self.take(",")
-            arguments.append(self.disjunction())
-        self.take(")")
-        if name == "IF" and len(arguments) in (2, 3):
-            return self.if_(*arguments)
-        if name == "FILL" and len(arguments) == 2 and isinstance(arguments[1], float):
-            return self.fill(arguments[0], arguments[1])
-        if name == "ABS" and len(arguments) == 1:
-            return _combine(arguments[0], 0.0, lambda a, _: abs(a))
-        raise AlarmError(
-            f"alarm {self.alarm}: metric math function {name} with {len(arguments)} argument(s) is not evaluated here"
-        )
-
-    def fill(self, series: Series | float, value: float) -> Series:
-        if isinstance(series, float):
-            return dict.fromkeys(range(self.slots), series)
-        return {slot: series.get(slot, value) for slot in range(self.slots)}
-
-    def if_(
-        self, condition: Series | float, when_true: Series | float, when_false: Series | float | None = None
-    ) -> Series | float:
-        def pick(value: Series | float | None, slot: int) -> float | None:
-            if value is None:
-                return None
-            return value if isinstance(value, float) else value.get(slot)
-
-        if isinstance(condition, float):
-            chosen = when_true if condition != 0 else when_false
-            return {} if chosen is None else chosen
-        out: Series = {}
-        for slot, test in condition.items():
-            picked = pick(when_true if test != 0 else when_false, slot)
-            if picked is not None:
-                out[slot] = picked
-        return out
-
-
-def _or(a: float, b: float) -> float:
-    return float(a != 0 or b != 0)
-
-
-def _and(a: float, b: float) -> float:
-    return float(a != 0 and b != 0)
-
-
-def _combine(
-    left: Series | float, right: Series | float, operator: Callable[[float, float], float | None]
-) -> Series | float:
-    if isinstance(left, float) and isinstance(right, float):
-        result = operator(left, right)
-        return math.nan if result is None else result
-    slots = (
-        set(left) & set(right)
-        if isinstance(left, dict) and isinstance(right, dict)
-        else set(left if isinstance(left, dict) else right)  # type: ignore[arg-type]
-    )
-    out: Series = {}
-    for slot in slots:
-        a = left[slot] if isinstance(left, dict) else left
-        b = right[slot] if isinstance(right, dict) else right
-        value = operator(a, b)
-        if value is not None and not math.isnan(value):
-            out[slot] = value
-    return out
-
-
-# -------------------------------------------------------------------------------------------- composite
-
-_RULE_TOKEN = re.compile(
-    r'\s*(?:(ALARM|OK|INSUFFICIENT_DATA)\s*\(\s*(?:"([^"]*)"|([^)\s]*))\s*\)|(AND|OR|NOT|TRUE|FALSE|\(|\)))'
-)
-
-
-def evaluate_rule(rule: str, states: Mapping[str, str], *, alarm: str = "") -> bool:
-    """A composite alarm's rule over its children's states (by name or ARN)."""
-    tokens: list[tuple[str, ...]] = []
-    position = 0
-    while position < len(rule.rstrip()):
-        match = _RULE_TOKEN.match(rule, position)
-        if match is None:
-            raise AlarmError(f"alarm {alarm}: cannot read rule {rule!r} at {rule[position:]!r}")
-        state, quoted, bare, word = match.groups()
-        tokens.append(("state", state, quoted if quoted is not None else bare) if state else ("word", word))
-        position = match.end()
-    index = 0
-
-    def peek() -> tuple[str, ...] | None:
-        return tokens[index] if index < len(tokens) else None
-
-    def take() -> tuple[str, ...]:
-        nonlocal index
-        if index >= len(tokens):
-            raise AlarmError(f"alarm {alarm}: rule {rule!r} ends too early")
-        index += 1
-        return tokens[index - 1]
-
-    def disjunction() -> bool:
-        value = conjunction()
-        while peek() == ("word", "OR"):
-            take()
-            value = conjunction() or value
-        return value
-
-    def conjunction() -> bool:
-        value = negation()
-        while peek() == ("word", "AND"):
-            take()
-            value = negation() and value
-        return value
-
-    def negation() -> bool:
-        if peek() == ("word", "NOT"):
-            take()
-            return not negation()
-        token = take()
-        if token == ("word", "("):
-            value = disjunction()
-            if take() != ("word", ")"):
-                raise AlarmError(f"alarm {alarm}: unbalanced parentheses in {rule!r}")
-            return value
-        if token in (("word", "TRUE"), ("word", "FALSE")):
-            return token[1] == "TRUE"
-        if token[0] == "state":
-            reference = token[2]
-            name = reference.rsplit(":alarm:", 1)[-1]
-            if name not in states:
-                raise AlarmError(f"alarm {alarm}: rule names {reference}, which is not an alarm of the stage")
-            return states[name] == token[1]
-        raise AlarmError(f"alarm {alarm}: unexpected {token[-1]!r} in rule {rule!r}")
-
-    value = disjunction()
-    if index != len(tokens):
-        raise AlarmError(f"alarm {alarm}: unexpected {tokens[index][-1]!r} in rule {rule!r}")
-    return value
-
-
-def rule_children(rule: str) -> list[str]:
-    return [
-        (m.group(2) if m.group(2) is not None else m.group(3)).rsplit(":alarm:", 1)[-1]
-        for m in _RULE_TOKEN.finditer(rule)
-        if m.group(1)
-    ]
 
 
 # ---------------------------------------------------------------------------------------------- evaluator
@@ -523,7 +152,7 @@ class AlarmEvaluator:
             return []
         self._publish_queue_depth(ticks[-SQS_DEPTH_TICKS:])
         backend = self._backend()
-        index = _MetricIndex(list(backend.metric_data))
+        index = MetricIndex(list(backend.metric_data))
         changes: list[dict[str, Any]] = []
         for tick in ticks:
             for alarm in self.stage.alarms:
@@ -540,7 +169,7 @@ class AlarmEvaluator:
         return changes
 
     # -- metric alarms
-    def _evaluate_metric(self, alarm: AlarmDef, index: _MetricIndex, tick: datetime) -> _Outcome:
+    def _evaluate_metric(self, alarm: AlarmDef, index: MetricIndex, tick: datetime) -> _Outcome:
         spec = alarm.definition
         n = int(spec["EvaluationPeriods"])
         m = int(spec.get("DatapointsToAlarm", n))
@@ -553,14 +182,12 @@ class AlarmEvaluator:
             period = int(spec["Period"])
             stat = spec.get("ExtendedStatistic") or spec["Statistic"]
             values, low_sample = [], False
-            for k in range(slots - 1, -1, -1):  # oldest first
-                end = tick - timedelta(seconds=k * period)
-                start = end - timedelta(seconds=period)
-                dims = spec.get("Dimensions", [])
-                slot = index.slot(spec["Namespace"], spec["MetricName"], dims, start, end, spec.get("Unit"))
+            dims = spec.get("Dimensions", [])
+            found = index.slots(spec["Namespace"], spec["MetricName"], dims, tick, period, slots, spec.get("Unit"))
+            for position, slot in enumerate(found):
                 values.append(slot.statistic(stat))
-                match = _PERCENTILE.match(stat)
-                if match and slot.count and k < n:
+                match = PERCENTILE.match(stat)
+                if match and slot.count and position >= slots - n:  # within the N most recent periods
                     p = float(match.group(1)) / 100
                     needed = 10 / (1 - p) if p >= 0.5 and p < 1 else (10 / p if 0 < p < 0.5 else 0)
                     low_sample = low_sample or slot.count < needed
@@ -581,7 +208,7 @@ class AlarmEvaluator:
         return _Outcome(state, *self._reason(alarm, values, state, current, tick, period, stat, n, m))
 
     def _math(
-        self, alarm: AlarmDef, index: _MetricIndex, tick: datetime, slots: int
+        self, alarm: AlarmDef, index: MetricIndex, tick: datetime, slots: int
     ) -> tuple[int, list[float | None], str]:
         queries = alarm.definition["Metrics"]
         periods = {int(q["MetricStat"]["Period"]) for q in queries if "MetricStat" in q}
@@ -597,19 +224,16 @@ class AlarmEvaluator:
             stat = query["MetricStat"]
             metric = stat["Metric"]
             values: Series = {}
-            for k in range(slots):
-                position = slots - 1 - k  # slot 0 is the oldest
-                end = tick - timedelta(seconds=k * period)
-                start = end - timedelta(seconds=period)
-                dims = metric.get("Dimensions", [])
-                slot = index.slot(metric["Namespace"], metric["MetricName"], dims, start, end, stat.get("Unit"))
+            dims = metric.get("Dimensions", [])
+            found = index.slots(metric["Namespace"], metric["MetricName"], dims, tick, period, slots, stat.get("Unit"))
+            for position, slot in enumerate(found):  # slot 0 is the oldest
                 value = slot.statistic(stat["Stat"])
                 if value is not None:
                     values[position] = value
             series[query["Id"]] = values
         for query in queries:  # expressions may use one another, in the order given
             if "Expression" in query:
-                result = _Expression(query["Expression"], series, slots, alarm.name).value()
+                result = Expression(query["Expression"], series, slots, alarm.name).value()
                 series[query["Id"]] = dict.fromkeys(range(slots), result) if isinstance(result, float) else result
         returned = [q for q in queries if q.get("ReturnData", True)]
         if len(returned) != 1:
@@ -697,7 +321,7 @@ class AlarmEvaluator:
         old = AlarmState(
             value=old_value,
             reason=str(backend_alarm.state_reason),
-            timestamp=self._changed_at.get(alarm.name, _utc(backend_alarm.state_updated_timestamp)),
+            timestamp=self._changed_at.get(alarm.name, utc(backend_alarm.state_updated_timestamp)),
             reason_data=backend_alarm.state_reason_data
             if backend_alarm.state_reason_data not in (None, "{}")
             else None,

@@ -19,403 +19,59 @@
   `drain()` sleeps the clock through batching windows and retry delays until nothing is left.
 - `run_schedules(until)` fires every occurrence of the schedule rules (`rate(...)`, `cron(...)` in UTC, as
   EventBridge evaluates them) between the last run and `until`, as "Scheduled Event"s to their targets.
-- Event builders for the shapes AWS documents (samples in tests/events/aws/): `s3_object_created`,
-  `training_state_change`, `alarm_state_change`, `scheduled_event`.
+- The events themselves are built in `event_shapes` (the shapes AWS documents, samples in tests/events/aws/), and
+  schedule expressions are read in `schedules`; their builders stay importable from here.
 
 Timeline kinds: "event", "rule.match", "rule.delivery_failed", "sqs.batch", "sns.notice", "schedule".
 """
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import json
-import re
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 from sagecycle.rehearsal.clock import Clock
+from sagecycle.rehearsal.event_shapes import (
+    AlarmState,
+    alarm_configuration,
+    alarm_state_change,
+    envelope,
+    input_transform,
+    iso_time,
+    json_path,
+    s3_object_created,
+    scheduled_event,
+    sqs_record,
+    training_state_change,
+)
 from sagecycle.rehearsal.functions import Functions
-from sagecycle.rehearsal.stage import AlarmDef, LocalStage, MappingDef, QueueDef, RuleDef, TargetDef
+from sagecycle.rehearsal.schedules import Schedule, ScheduleError
+from sagecycle.rehearsal.stage_model import LocalStage, MappingDef, QueueDef, RuleDef, TargetDef
 from sagecycle.rehearsal.timeline import Timeline
+
+__all__ = [  # the bus; the builders (event_shapes) and schedules are importable from here as before
+    "EVENTS_PRINCIPAL",
+    "LAMBDA_PAYLOAD_LIMIT",
+    "AlarmState",
+    "EventBus",
+    "Schedule",
+    "ScheduleError",
+    "alarm_configuration",
+    "alarm_state_change",
+    "envelope",
+    "s3_object_created",
+    "scheduled_event",
+    "training_state_change",
+]
 
 LAMBDA_PAYLOAD_LIMIT: Final = 6 * 1024 * 1024  # a poller's batch never exceeds Lambda's invocation payload
 EVENTS_PRINCIPAL: Final = "events.amazonaws.com"
-
-
-class ScheduleError(ValueError):
-    """A schedule expression EventBridge would refuse (or one this rehearsal does not evaluate)."""
-
-
-# -------------------------------------------------------------------------------------------- event shapes
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _millis(value: Any) -> Any:
-    """Timestamps as SageMaker's events carry them: epoch milliseconds."""
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1000)
-    if isinstance(value, list):
-        return [_millis(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _millis(v) for k, v in value.items()}
-    return value
-
-
-def envelope(
-    source: str, detail_type: str, detail: Mapping[str, Any], *, account: str, region: str, time: datetime,
-    resources: Sequence[str] = (),
-) -> dict[str, Any]:  # fmt: skip
-    """An EventBridge event as delivered to targets."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": account,
-        "time": _iso(time),
-        "region": region,
-        "resources": list(resources),
-        "detail": dict(detail),
-    }
-
-
-def s3_object_created(
-    bucket: str,
-    key: str,
-    size: int,
-    etag: str,
-    version_id: str | None,
-    *,
-    account: str,
-    region: str,
-    time: datetime,
-    sequencer: str,
-    reason: str = "PutObject",
-    requester: str | None = None,
-    request_id: str | None = None,
-    source_ip: str = "127.0.0.1",
-) -> dict[str, Any]:
-    """S3's "Object Created" event (Amazon S3 User Guide, EventBridge event message structure).
-
-    The key is not URL-encoded (EventBridge events carry it as stored); `version-id` only for versioned buckets.
-    """
-    obj: dict[str, Any] = {"key": key, "size": int(size), "etag": etag.strip('"')}
-    if version_id and version_id != "null":
-        obj["version-id"] = version_id
-    obj["sequencer"] = sequencer
-    detail = {
-        "version": "0",
-        "bucket": {"name": bucket},
-        "object": obj,
-        "request-id": request_id or uuid.uuid4().hex[:16].upper(),
-        "requester": requester or account,
-        "source-ip-address": source_ip,
-        "reason": reason,
-    }
-    return envelope(
-        "aws.s3",
-        "Object Created",
-        detail,
-        account=account,
-        region=region,
-        time=time,
-        resources=[f"arn:aws:s3:::{bucket}"],
-    )
-
-
-_TRAINING_FIELDS: Final = (
-    "TrainingJobName",
-    "TrainingJobArn",
-    "TuningJobArn",
-    "LabelingJobArn",
-    "AutoMLJobArn",
-    "ModelArtifacts",
-    "TrainingJobStatus",
-    "SecondaryStatus",
-    "FailureReason",
-    "HyperParameters",
-    "AlgorithmSpecification",
-    "RoleArn",
-    "InputDataConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "VpcConfig",
-    "StoppingCondition",
-    "CreationTime",
-    "TrainingStartTime",
-    "TrainingEndTime",
-    "LastModifiedTime",
-    "SecondaryStatusTransitions",
-    "FinalMetricDataList",
-    "EnableNetworkIsolation",
-    "EnableInterContainerTrafficEncryption",
-    "EnableManagedSpotTraining",
-    "CheckpointConfig",
-    "TrainingTimeInSeconds",
-    "BillableTimeInSeconds",
-)
-
-
-def training_state_change(
-    describe_training_job: Mapping[str, Any],
-    *,
-    account: str,
-    region: str,
-    time: datetime,
-    tags: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """ "SageMaker Training Job State Change": the detail mirrors DescribeTrainingJob (timestamps in epoch
-    milliseconds, tags as a map), as the SageMaker Developer Guide's sample shows."""
-    detail = {
-        k: _millis(describe_training_job[k]) for k in _TRAINING_FIELDS if describe_training_job.get(k) is not None
-    }
-    if "AlgorithmSpecification" in detail:  # the sample carries the image, algorithm and input mode only
-        spec = detail["AlgorithmSpecification"]
-        keep = ("TrainingImage", "AlgorithmName", "TrainingInputMode")
-        detail["AlgorithmSpecification"] = {k: spec[k] for k in keep if k in spec}
-    if detail.get("TrainingJobStatus") != "Failed":
-        detail.pop("FailureReason", None)
-    if detail.get("TrainingJobStatus") != "Completed":
-        detail.pop("ModelArtifacts", None)  # a failed or stopped job has no artifact to announce
-    detail["Tags"] = dict(tags or {})
-    return envelope(
-        "aws.sagemaker",
-        "SageMaker Training Job State Change",
-        detail,
-        account=account,
-        region=region,
-        time=time,
-        resources=[str(describe_training_job["TrainingJobArn"])],
-    )
-
-
-@dataclass(frozen=True)
-class AlarmState:
-    """One side of an alarm state change: value, reason, reason data (JSON text) and when."""
-
-    value: str
-    reason: str
-    timestamp: datetime
-    reason_data: str | None = None
-
-    def to_event(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"value": self.value, "reason": self.reason}
-        if self.reason_data is not None:
-            state["reasonData"] = self.reason_data
-        stamp = self.timestamp.astimezone(UTC)
-        state["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
-        return state
-
-
-def alarm_configuration(alarm: AlarmDef) -> dict[str, Any]:
-    """The `configuration` of an alarm state-change event (CloudWatch User Guide, alarm events)."""
-    spec = alarm.definition
-    if alarm.kind == "composite":
-        return _drop_none(
-            {
-                "alarmRule": spec["AlarmRule"],
-                "description": spec.get("AlarmDescription"),
-                "actionsSuppressor": spec.get("ActionsSuppressor"),
-            }
-        )
-    metrics: list[dict[str, Any]] = []
-    if "Metrics" in spec:
-        for query in spec["Metrics"]:
-            entry: dict[str, Any] = {"id": query["Id"]}
-            if "Expression" in query:
-                entry["expression"] = query["Expression"]
-            if "Label" in query:
-                entry["label"] = query["Label"]
-            if "MetricStat" in query:
-                stat = query["MetricStat"]
-                entry["metricStat"] = {
-                    "metric": {
-                        "dimensions": {d["Name"]: d["Value"] for d in stat["Metric"].get("Dimensions", [])},
-                        "name": stat["Metric"]["MetricName"],
-                        "namespace": stat["Metric"]["Namespace"],
-                    },
-                    "period": int(stat["Period"]),
-                    "stat": stat["Stat"],
-                }
-            entry["returnData"] = bool(query.get("ReturnData", True))
-            metrics.append(entry)
-    else:
-        metrics.append(
-            {
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.arn)),
-                "metricStat": {
-                    "metric": {
-                        "dimensions": {d["Name"]: d["Value"] for d in spec.get("Dimensions", [])},
-                        "name": spec["MetricName"],
-                        "namespace": spec["Namespace"],
-                    },
-                    "period": int(spec["Period"]),
-                    "stat": spec.get("ExtendedStatistic") or spec.get("Statistic"),
-                },
-                "returnData": True,
-            }
-        )
-    return _drop_none({"description": spec.get("AlarmDescription"), "metrics": metrics})
-
-
-def alarm_state_change(
-    alarm: AlarmDef, old: AlarmState, new: AlarmState, *, account: str, region: str
-) -> dict[str, Any]:
-    """ "CloudWatch Alarm State Change" for a metric, metric-math or composite alarm, at `new.timestamp`."""
-    detail = {
-        "alarmName": alarm.name,
-        "state": new.to_event(),
-        "previousState": old.to_event(),
-        "configuration": alarm_configuration(alarm),
-    }
-    return envelope(
-        "aws.cloudwatch",
-        "CloudWatch Alarm State Change",
-        detail,
-        account=account,
-        region=region,
-        time=new.timestamp,
-        resources=[alarm.arn],
-    )
-
-
-def scheduled_event(rule: RuleDef, time: datetime, *, account: str, region: str) -> dict[str, Any]:
-    """ "Scheduled Event" (EventBridge User Guide): the rule's ARN in `resources`, an empty detail."""
-    return envelope(
-        "aws.events", "Scheduled Event", {}, account=account, region=region, time=time, resources=[rule.arn]
-    )
-
-
-def _drop_none(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if v is not None}
-
-
-# ------------------------------------------------------------------------------------------- schedules
-
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_CRON = re.compile(r"^cron\((.+)\)$")
-_MONTHS: Final = {m.upper(): i for i, m in enumerate(calendar.month_abbr) if m}
-_WEEKDAYS: Final = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A schedule expression: `next_after(moment)` is its first occurrence strictly after `moment` (UTC)."""
-
-    expression: str
-    origin: datetime  # when the rule was created: rate() counts from here
-    rate: timedelta | None = None
-    fields: tuple[Any, ...] = ()
-
-    @classmethod
-    def parse(cls, expression: str, origin: datetime) -> Schedule:
-        rate = _RATE.match(expression.strip())
-        if rate:
-            value, unit = int(rate.group(1)), rate.group(2)
-            if value <= 0:
-                raise ScheduleError(f"{expression}: the rate must be a positive number")
-            if (value == 1) != (not unit.endswith("s")):
-                raise ScheduleError(f"{expression}: EventBridge wants the singular unit for 1 and the plural otherwise")
-            seconds = {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
-            return cls(expression, origin, rate=timedelta(seconds=value * seconds))
-        cron = _CRON.match(expression.strip())
-        if not cron:
-            raise ScheduleError(f"{expression}: not a rate(...) or cron(...) expression")
-        parts = cron.group(1).split()
-        if len(parts) != 6:
-            raise ScheduleError(
-                f"{expression}: cron takes six fields (minutes hours day-of-month month day-of-week year)"
-            )
-        minutes, hours, dom, month, dow, year = parts
-        if (dom == "?") == (dow == "?"):
-            raise ScheduleError(f"{expression}: exactly one of day-of-month and day-of-week must be '?'")
-        return cls(
-            expression,
-            origin,
-            fields=(
-                _cron_set(minutes, 0, 59, {}, expression),
-                _cron_set(hours, 0, 23, {}, expression),
-                None if dom == "?" else _cron_days(dom, expression),
-                _cron_set(month, 1, 12, _MONTHS, expression),
-                None if dow == "?" else _cron_set(dow, 1, 7, _WEEKDAYS, expression),
-                _cron_set(year, 1970, 2199, {}, expression),
-            ),
-        )
-
-    def next_after(self, moment: datetime) -> datetime:
-        moment = moment.astimezone(UTC)
-        if self.rate is not None:
-            if moment < self.origin:
-                return self.origin + self.rate
-            periods = int((moment - self.origin) / self.rate) + 1
-            return self.origin + periods * self.rate
-        minutes, hours, dom, months, dow, years = self.fields
-        day = moment.date()
-        for _ in range(366 * 30):
-            if day.year in years and day.month in months and _day_matches(day, dom, dow):
-                for hour in sorted(hours):
-                    for minute in sorted(minutes):
-                        candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
-                        if candidate > moment:
-                            return candidate
-            day += timedelta(days=1)
-        raise ScheduleError(f"{self.expression}: no occurrence within 30 years of {moment.isoformat()}")
-
-
-def _cron_set(text: str, low: int, high: int, names: Mapping[str, int], expression: str) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            step = int(step_text)
-        if part == "*":
-            start, end = low, high
-        elif "-" in part:
-            first, last = part.split("-", 1)
-            start, end = _cron_value(first, names, expression), _cron_value(last, names, expression)
-        else:
-            start = _cron_value(part, names, expression)
-            end = high if step != 1 else start
-        if not (low <= start <= high and low <= end <= high):
-            raise ScheduleError(f"{expression}: {text!r} is outside {low}-{high}")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
-
-
-def _cron_value(text: str, names: Mapping[str, int], expression: str) -> int:
-    if text.upper() in names:
-        return names[text.upper()]
-    if not text.isdigit():
-        raise ScheduleError(
-            f"{expression}: {text!r} is not evaluated by this rehearsal (only numbers, names, * , - /, L)"
-        )
-    return int(text)
-
-
-def _cron_days(text: str, expression: str) -> frozenset[int] | str:
-    return "L" if text == "L" else _cron_set(text, 1, 31, {}, expression)
-
-
-def _day_matches(day: Any, dom: Any, dow: Any) -> bool:
-    if dom is not None:
-        if dom == "L":
-            return bool(day.day == calendar.monthrange(day.year, day.month)[1])
-        return bool(day.day in dom)
-    weekday = (day.weekday() + 1) % 7 + 1  # Python: Monday 0; EventBridge: Sunday 1
-    return bool(weekday in dow)
-
-
-# ------------------------------------------------------------------------------------------------- the bus
 
 
 @dataclass
@@ -503,7 +159,7 @@ class EventBus:
             "version": "0",
             "id": str(uuid.uuid4()),
             "account": self.stage.account,
-            "time": _iso(self.clock.now()),
+            "time": iso_time(self.clock.now()),
             "region": self.stage.region,
             "resources": [],
         }
@@ -554,9 +210,9 @@ class EventBus:
         if target.input is not None:
             return json.loads(target.input)
         if target.input_path is not None:
-            return _json_path(event, target.input_path)
+            return json_path(event, target.input_path)
         if target.input_transformer is not None:
-            return _transform(target.input_transformer, event, rule)
+            return input_transform(target.input_transformer, event, rule)
         return event
 
     def _deliver(self, rule: RuleDef, target: TargetDef, event: dict[str, Any]) -> None:
@@ -729,7 +385,7 @@ class EventBus:
         for message in messages:
             first = self._first_received_at.setdefault(message["MessageId"], now)
             sent = self._sent_at.get(message["MessageId"], first)
-            records.append(_sqs_record(message, queue, self.stage.region, sent=sent, first_received=first))
+            records.append(sqs_record(message, queue, self.stage.region, sent=sent, first_received=first))
         event = {"Records": records}
         ok, result = self.functions.invoke(
             mapping.function, event, source=f"sqs {queue.name}", invocation_type="RequestResponse"
@@ -782,7 +438,9 @@ class EventBus:
         self._schedules_ran_until = max(self._schedules_ran_until, until)
         for moment, rule in sorted(fired, key=lambda f: (f[0], f[1].name)):
             event = scheduled_event(rule, moment, account=self.stage.account, region=self.stage.region)
-            self.timeline.record("schedule", f"{rule.logical_id} ({rule.schedule}) at {_iso(moment)}", rule=rule.name)
+            self.timeline.record(
+                "schedule", f"{rule.logical_id} ({rule.schedule}) at {iso_time(moment)}", rule=rule.name
+            )
             for target in rule.targets:
                 self._deliver(rule, target, event)
         return len(fired)
@@ -811,91 +469,3 @@ class EventBus:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         self.inbox.extend(found)
         return found
-
-
-def _sqs_record(
-    message: Mapping[str, Any], queue: QueueDef, region: str, *, sent: datetime, first_received: datetime
-) -> dict[str, Any]:
-    """One record of the SQS event Lambda's poller delivers (Powertools' sqsEvent.json shape), its timestamps
-    (epoch milliseconds) on the simulated clock."""
-    attributes = {
-        k: v
-        for k, v in message.get("Attributes", {}).items()
-        if k
-        in (
-            "ApproximateReceiveCount",
-            "SentTimestamp",
-            "SenderId",
-            "ApproximateFirstReceiveTimestamp",
-            "SequenceNumber",
-            "MessageGroupId",
-            "MessageDeduplicationId",
-            "AWSTraceHeader",
-        )
-    }
-    attributes["SentTimestamp"] = str(int(sent.timestamp() * 1000))
-    attributes["ApproximateFirstReceiveTimestamp"] = str(int(first_received.timestamp() * 1000))
-    message_attributes = {}
-    for name, value in message.get("MessageAttributes", {}).items():
-        entry: dict[str, Any] = {"dataType": value["DataType"], "stringListValues": [], "binaryListValues": []}
-        if "StringValue" in value:
-            entry["stringValue"] = value["StringValue"]
-        if "BinaryValue" in value:
-            entry["binaryValue"] = value["BinaryValue"]
-        message_attributes[name] = entry
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": attributes,
-        "messageAttributes": message_attributes,
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue.arn,
-        "awsRegion": region,
-    }
-
-
-def _json_path(event: Mapping[str, Any], path: str) -> Any:
-    """The JSONPath subset EventBridge's InputPath uses: `$` and `$.a.b`."""
-    if path == "$":
-        return event
-    if not path.startswith("$."):
-        raise ValueError(f"InputPath {path!r} is not a simple $.field path")
-    value: Any = event
-    for part in path[2:].split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def _transform(transformer: Mapping[str, Any], event: Mapping[str, Any], rule: RuleDef) -> Any:
-    """An InputTransformer: variables from InputPathsMap put into InputTemplate (quoted in place: as text)."""
-    variables = {name: _json_path(event, path) for name, path in transformer.get("InputPathsMap", {}).items()}
-    variables.update(
-        {
-            "aws.events.rule-arn": rule.arn,
-            "aws.events.rule-name": rule.name,
-            "aws.events.event.ingestion-time": event.get("time"),
-            "aws.events.event": event,
-            "aws.events.event.json": event,
-        }
-    )
-    template = str(transformer["InputTemplate"])
-
-    def replace(match: re.Match[str]) -> str:
-        quoted, name = match.group(1), match.group(2)
-        if name not in variables:
-            return match.group(0)
-        value = variables[name]
-        if quoted:
-            text = value if isinstance(value, str) else json.dumps(value)
-            return '"' + json.dumps(text)[1:-1] + '"'
-        return json.dumps(value)
-
-    text = re.sub(r'("?)<([A-Za-z0-9_.\-]+)>\1', replace, template)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text

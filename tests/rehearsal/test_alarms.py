@@ -1,4 +1,4 @@
-"""CloudWatch alarm semantics (the documented tables) and the synthesized alarms evaluated on the local stage."""
+"""The synthesized alarms evaluated on the local stage: state changes, events, notices and actions."""
 
 from __future__ import annotations
 
@@ -6,138 +6,13 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from contract import names as cn
 from lambdas.shared.events import parse_alarm_event
-from sagecycle.rehearsal.alarms import (
-    ALARM,
-    INSUFFICIENT,
-    OK,
-    AlarmError,
-    evaluate_datapoints,
-    evaluate_rule,
-    percentile,
-)
+from sagecycle.rehearsal.alarm_rules import ALARM, INSUFFICIENT, OK
 from tests.rehearsal.conftest_stage import *  # noqa: F403 - the fixtures
 from tests.rehearsal.conftest_stage import Rig
 
 APP, STAGE = "sagecycle", "dev"
-RETAIN = "retain"  # the table's "Retain current state"
-
-
-def _points(text: str) -> list[float | None]:
-    """'0 - X' -> [0 (within), None (missing), 2 (breaching)] against a threshold of 1, GreaterThanThreshold."""
-    return [{"0": 0.0, "X": 2.0, "-": None}[c] for c in text.split()]
-
-
-# CloudWatch User Guide, "How alarm state is evaluated when data is missing": both tables, every column.
-TABLE_3_OF_3 = [
-    ("0 - X - X", OK, OK, OK, OK),
-    ("0 - - - -", OK, OK, OK, OK),
-    ("- - - - -", INSUFFICIENT, RETAIN, ALARM, OK),
-    ("0 X X - X", ALARM, ALARM, ALARM, ALARM),
-    ("- - - - X", INSUFFICIENT, RETAIN, ALARM, OK),
-    ("X - - - -", ALARM, RETAIN, ALARM, OK),
-]
-TABLE_2_OF_3 = [
-    ("0 - X - X", ALARM, ALARM, ALARM, ALARM),
-    ("0 0 X 0 X", ALARM, ALARM, ALARM, ALARM),
-    ("0 - X - -", OK, OK, ALARM, OK),
-    ("- - - - 0", OK, OK, ALARM, OK),
-    ("- - - - X", INSUFFICIENT, RETAIN, ALARM, OK),
-]
-TREATMENTS = ("missing", "ignore", "breaching", "notBreaching")
-
-
-@pytest.mark.parametrize(
-    ("m", "points", "expected"),
-    [(3, row[0], row[1:]) for row in TABLE_3_OF_3] + [(2, row[0], row[1:]) for row in TABLE_2_OF_3],
-)
-@pytest.mark.parametrize("current", [OK, ALARM, INSUFFICIENT])
-def test_documented_missing_data_tables(m: int, points: str, expected: tuple[str, ...], current: str) -> None:
-    # GIVEN a row of the User Guide's table (M of 3, five datapoints retrieved) and the alarm's current state
-    for treatment, want in zip(TREATMENTS, expected, strict=True):
-        # WHEN the alarm is evaluated with each treatment of missing data
-        state = evaluate_datapoints(
-            _points(points),
-            threshold=1.0,
-            comparison="GreaterThanThreshold",
-            evaluation_periods=3,
-            datapoints_to_alarm=m,
-            treat_missing_data=treatment,
-            current_state=current,
-        )
-        # THEN the state is the table's (ignore keeps the current state where the table says so)
-        assert state == (current if want == RETAIN else want), (points, treatment)
-
-
-@given(
-    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=3, max_size=8),
-    n=st.integers(1, 3),
-    data=st.data(),
-)
-def test_with_enough_real_datapoints_the_treatment_never_matters(values: list[float], n: int, data: Any) -> None:
-    # GIVEN a range without missing datapoints and any M of N
-    m = data.draw(st.integers(1, n))
-    states = {
-        evaluate_datapoints(
-            values, threshold=0.0, comparison="GreaterThanOrEqualToThreshold", evaluation_periods=n,
-            datapoints_to_alarm=m, treat_missing_data=t, current_state=INSUFFICIENT,
-        )
-        for t in TREATMENTS
-    }  # fmt: skip
-    # THEN every treatment agrees, and ALARM means at least M of the N most recent breach
-    assert len(states) == 1
-    assert (states.pop() == ALARM) == (sum(v >= 0 for v in values[-n:]) >= m)
-
-
-def test_m_of_n_counts_breaches_that_are_not_consecutive() -> None:
-    # GIVEN 3 of 5: three breaching datapoints among the last five, never two in a row
-    points = [0.0, 2.0, 0.0, 2.0, 0.0, 2.0]
-    # WHEN evaluated / THEN ALARM; with 4 of 5 it stays OK
-    kwargs: dict[str, Any] = {"threshold": 1.0, "comparison": "GreaterThanThreshold", "evaluation_periods": 5}
-    assert evaluate_datapoints(points, datapoints_to_alarm=3, **kwargs) == ALARM
-    assert evaluate_datapoints(points, datapoints_to_alarm=4, **kwargs) == OK
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "what"),
-    [
-        ({"comparison": "LessThanLowerOrGreaterThanUpperThreshold"}, "anomaly band"),
-        ({"treat_missing_data": "zero"}, "unknown treatment"),
-        ({"datapoints_to_alarm": 4}, "M above N"),
-    ],
-)
-def test_definitions_cloudwatch_would_refuse_are_errors(kwargs: dict[str, Any], what: str) -> None:
-    # GIVEN a definition outside what CloudWatch accepts / WHEN evaluated / THEN AlarmError
-    arguments: dict[str, Any] = {"threshold": 1.0, "comparison": "GreaterThanThreshold", "evaluation_periods": 3}
-    with pytest.raises(AlarmError):
-        evaluate_datapoints([1.0, 2.0, 3.0], **{**arguments, **kwargs})
-
-
-def test_percentile_is_nearest_rank() -> None:
-    # GIVEN 1..100 / WHEN p99, p50 and p100 / THEN the nearest-rank values
-    values = [float(v) for v in range(1, 101)]
-    assert (percentile(values, 99), percentile(values, 50), percentile(values, 100)) == (99.0, 50.0, 100.0)
-    assert percentile([5.0], 99) == 5.0
-
-
-def test_composite_rules_read_children_by_name_or_arn() -> None:
-    # GIVEN children in mixed states
-    states = {"a": ALARM, "b": OK, "c": INSUFFICIENT}
-    arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a"
-    # WHEN rules are evaluated / THEN with AND, OR, NOT and parentheses as CloudWatch reads them
-    assert evaluate_rule(f'ALARM("{arn}") AND NOT ALARM("b")', states)
-    assert not evaluate_rule('(ALARM("b") OR INSUFFICIENT_DATA(c)) AND OK("a")', states)
-    assert evaluate_rule("TRUE OR ALARM(b)", states)
-    with pytest.raises(AlarmError):
-        evaluate_rule('ALARM("nobody")', states)
-
-
-# ---------------------------------------------------------------------------------------------- on the stage
 
 
 def _put(rig: Rig, namespace: str, name: str, dimensions: list[dict[str, str]], values: list[float], at: Any) -> None:
@@ -250,6 +125,7 @@ def test_5xx_alarm_feeds_the_composite_and_the_responder_runs(rig: Rig) -> None:
         at = rig.clock.now() + timedelta(seconds=10)
         _put(rig, inv_ns, inv_metric, inv_dims, [1.0] * 50, at)
         _put(rig, namespace, metric, dimensions, [1.0] * int(threshold + 2) if minute != 1 else [0.0], at)
+        # WHEN each minute passes and the alarms are evaluated
         rig.clock.advance(60)
         rig.alarms.evaluate()
     rig.bus.flush()

@@ -6,17 +6,13 @@ import csv
 import importlib
 import io
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from lambdas.shared.events import parse_scheduled_event, parse_training_job_event
 from sagecycle.rehearsal import LocalAws
-from sagecycle.rehearsal.events import Schedule, ScheduleError
 from sagecycle.rehearsal.stage import RuleDef
 from tests.lambdas.fixtures import evaluation, model_tar, sample_rows
 from tests.rehearsal.conftest_stage import *  # noqa: F403 - the fixtures
@@ -225,7 +221,7 @@ def test_schedules_fire_on_the_compressed_clock(rig: Rig) -> None:
 
 
 def test_scheduled_events_are_the_documented_shape(rig: Rig) -> None:
-    # GIVEN the captured scheduled event / THEN the functions' parser reads it and it names its rule
+    # GIVEN the functions' asynchronous invocations recorded
     seen: list[dict[str, Any]] = []
     original = rig.functions.invoke_async
 
@@ -234,53 +230,11 @@ def test_scheduled_events_are_the_documented_shape(rig: Rig) -> None:
         return original(key, event, source=source)
 
     rig.functions.invoke_async = recording  # type: ignore[method-assign]
+    # WHEN an hour passes and the schedules run
     rig.clock.sleep(3600)
     rig.bus.run_schedules(rig.clock.now())
+    # THEN the functions' parser reads the scheduled event, and it names its rule
     tick = parse_scheduled_event(seen[0])
     assert seen[0]["detail-type"] == "Scheduled Event"
     assert seen[0]["resources"][0].startswith("arn:aws:events:")
     assert tick is not None
-
-
-@pytest.mark.parametrize(
-    ("expression", "after", "expected"),
-    [
-        ("cron(0 3 * * ? *)", datetime(2026, 11, 23, 3, 0, tzinfo=UTC), datetime(2026, 11, 24, 3, 0, tzinfo=UTC)),
-        ("cron(0 7 ? * MON-FRI *)", datetime(2026, 11, 21, 9, 0, tzinfo=UTC), datetime(2026, 11, 23, 7, 0, tzinfo=UTC)),
-        ("cron(0/15 * * * ? *)", datetime(2026, 11, 21, 9, 16, tzinfo=UTC), datetime(2026, 11, 21, 9, 30, tzinfo=UTC)),
-        ("cron(30 23 L * ? *)", datetime(2026, 2, 1, 0, 0, tzinfo=UTC), datetime(2026, 2, 28, 23, 30, tzinfo=UTC)),
-        ("cron(0 12 ? * 1 *)", datetime(2026, 11, 23, 0, 0, tzinfo=UTC), datetime(2026, 11, 29, 12, 0, tzinfo=UTC)),
-        ("rate(5 minutes)", datetime(2026, 1, 1, 0, 7, tzinfo=UTC), datetime(2026, 1, 1, 0, 10, tzinfo=UTC)),
-    ],
-)
-def test_schedule_expressions(expression: str, after: datetime, expected: datetime) -> None:
-    # GIVEN an expression (rates counted from midnight) / WHEN asked for the next occurrence / THEN as EventBridge
-    assert Schedule.parse(expression, datetime(2026, 1, 1, tzinfo=UTC)).next_after(after) == expected
-
-
-@pytest.mark.parametrize(
-    "expression",
-    [
-        "rate(1 hours)",
-        "rate(2 hour)",
-        "rate(0 minutes)",
-        "cron(0 3 * * * *)",
-        "cron(0 3 ? * ? *)",
-        "cron(0 3 * *)",
-        "every day",
-    ],
-)
-def test_schedule_expressions_eventbridge_refuses(expression: str) -> None:
-    with pytest.raises(ScheduleError):
-        Schedule.parse(expression, START)
-
-
-@given(minutes=st.integers(0, 10_000), value=st.integers(1, 90))
-def test_rate_occurrences_are_multiples_after_the_origin(minutes: int, value: int) -> None:
-    # GIVEN any rate and any moment / THEN the next occurrence is the first origin + k * rate after it
-    schedule = Schedule.parse(f"rate({value} minute{'s' if value > 1 else ''})", START)
-    moment = START + timedelta(minutes=minutes, seconds=30)
-    following = schedule.next_after(moment)
-    elapsed = (following - START).total_seconds()
-    assert following > moment and elapsed % (value * 60) == 0
-    assert following - timedelta(minutes=value) <= moment

@@ -95,9 +95,9 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def test_every_section_present_and_every_figure_an_inline_png(built: tuple[str, Path]) -> None:
     # GIVEN the report built from a run directory as the scenario leaves it
     task, path = built
-
-    # THEN every section is there in order, each with its title
+    # WHEN the page is parsed
     page = parse(path)
+    # THEN every section is there in order, each with its title
     assert list(page.sections) == [anchor for anchor, _ in SECTIONS]
     for anchor, title in SECTIONS:
         assert "".join(page.sections[anchor]["title"]).strip() == title

@@ -1,4 +1,5 @@
-"""The local stage is what cdk.out describes: read from the templates, nothing listed by hand."""
+"""The local stage is what cdk.out describes: every resource type provisioned from the templates, nothing listed
+by hand (the templates' reading and intrinsics: test_templates.py)."""
 
 from __future__ import annotations
 
@@ -8,30 +9,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from contract import names as cn
 from sagecycle.rehearsal import LocalAws
 from sagecycle.rehearsal.alarms import ALARM
-from sagecycle.rehearsal.stage import REHEARSED_TYPES, TemplateError, load_templates, provision_stage
+from sagecycle.rehearsal.stage import REHEARSED_TYPES, provision_stage
 from tests.rehearsal.conftest_stage import *  # noqa: F403 - the fixtures
 from tests.rehearsal.conftest_stage import ACCOUNT, REGION, Rig, function_resource, make_rig, reset
-
-
-def test_templates_load_in_deployment_order(cdk_out: Path) -> None:
-    # GIVEN the cloud assembly's manifest
-    manifest = json.loads((cdk_out / "manifest.json").read_text())
-    dependencies = {
-        name: [d for d in artifact.get("dependencies", []) if not d.endswith(".assets")]
-        for name, artifact in manifest["artifacts"].items()
-        if artifact["type"] == "aws:cloudformation:stack"
-    }
-    # WHEN the templates are loaded
-    order = list(load_templates(cdk_out))
-    # THEN every stack comes after the stacks it depends on, and every stack is there
-    assert sorted(order) == sorted(dependencies)
-    for stack, needs in dependencies.items():
-        assert all(order.index(n) < order.index(stack) for n in needs), stack
 
 
 def test_a_variable_and_an_alarm_added_to_the_templates_show_up(
@@ -109,6 +92,7 @@ def test_every_environment_is_the_synthesized_one_with_only_names_resolved(
     for physical in rig.stage.resources.values():
         local.add(physical.ref)
         local.update(str(v) for v in physical.attrs.values())
+    # WHEN the functions' synthesized environments are compared with the rehearsed ones
     functions = [
         r
         for t in templates.values()
@@ -134,6 +118,7 @@ def test_unrehearsed_counts_every_resource_type_not_created(rig: Rig, templates:
     # GIVEN every resource of every template
     counts = Counter(r["Type"] for t in templates.values() for r in t["Resources"].values())
     counts.pop("AWS::CDK::Metadata", None)
+    # WHEN the provisioned stage counts what it created and what it did not
     # THEN each resource is either rehearsed or counted as unrehearsed, by type, and nothing else
     assert Counter(rig.stage.rehearsed) + Counter(rig.stage.unrehearsed) == counts
     assert set(rig.stage.rehearsed) <= REHEARSED_TYPES
@@ -152,9 +137,11 @@ def test_unrehearsed_counts_every_resource_type_not_created(rig: Rig, templates:
 
 
 def test_stateful_resources_keep_their_template_properties(rig: Rig) -> None:
-    # GIVEN the provisioned stage / THEN the tables have their key schema and TTL, buckets versioning and KMS,
-    # the new-data queue its redrive, and every topic reaches the operators' inbox
+    # GIVEN the provisioned stage
     names = rig.stage.names
+    # WHEN its tables, buckets, queues and topics are described
+    # THEN the tables have their key schema and TTL, buckets versioning and KMS, the new-data queue its redrive,
+    # and every topic reaches the operators' inbox
     dynamodb, s3, sqs, sns = (rig.client(s) for s in ("dynamodb", "s3", "sqs", "sns"))
     runs = dynamodb.describe_table(TableName=names.runs_table)["Table"]
     assert [k["KeyType"] for k in runs["KeySchema"]] == ["HASH", "RANGE"]
@@ -181,6 +168,7 @@ def test_assets_and_the_endpoint_come_from_the_assembly(rig: Rig) -> None:
     # GIVEN the training settings the functions get
     settings = json.loads(rig.stage.function_environments["start_training"][cn.ENV_TRAINING_SETTINGS])
     bucket, _, key = settings["source_dir_s3_uri"].removeprefix("s3://").partition("/")
+    # WHEN the model bucket and the endpoint are described
     # THEN the training source tarball is in the model bucket (the BucketDeployment's asset, from cdk.out)
     assert rig.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
     # ... and the endpoint exists with the template's config; its model's data URL is the champion parameter's
@@ -192,95 +180,6 @@ def test_assets_and_the_endpoint_come_from_the_assembly(rig: Rig) -> None:
     assert model["PrimaryContainer"]["ModelDataUrl"] == champion
     deployment = rig.stage.endpoints[0].deployment_config or {}
     assert deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
-
-
-def _tiny(resources: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"Resources": resources, **extra}
-
-
-def _function(variables: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Type": "AWS::Lambda::Function",
-        "Properties": {
-            "FunctionName": "probe",
-            "Handler": "lambdas.ingest.handler.handler",
-            "Environment": {"Variables": variables},
-        },
-    }
-
-
-def test_intrinsics_resolve_as_cloudformation_does(local_aws: LocalAws) -> None:
-    # GIVEN two small stacks: an export, a parameter, a condition and every intrinsic the rehearsal reads
-    reset(local_aws)
-    local_aws.client("ssm").put_parameter(Name="/probe/value", Value="from-ssm", Type="String")
-    producer = _tiny(
-        {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "probe-queue"}}},
-        Outputs={"QueueArn": {"Value": {"Fn::GetAtt": ["Queue", "Arn"]}, "Export": {"Name": "probe-queue-arn"}}},
-    )
-    consumer = _tiny(
-        {
-            "Fn": _function(
-                {
-                    "SUB": {"Fn::Sub": "${Topic.TopicName}@${AWS::Region}/${!Literal}"},
-                    "SUB_VARS": {"Fn::Sub": ["${x}-${AWS::AccountId}", {"x": {"Ref": "Flavour"}}]},
-                    "SELECT": {"Fn::Select": [1, {"Fn::Split": [",", "a,b,c"]}]},
-                    "IMPORT": {"Fn::ImportValue": "probe-queue-arn"},
-                    "OUTPUT": {"Fn::GetStackOutput": {"StackName": "producer", "OutputName": "QueueArn"}},
-                    "DYNAMIC": "value={{resolve:ssm:/probe/value}}",
-                    "IF": {"Fn::If": ["IsChocolate", "yes", "no"]},
-                    "NOVALUE": {"Ref": "AWS::NoValue"},
-                }
-            ),
-            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "probe-topic"}},
-            "Skipped": {"Type": "AWS::SNS::Topic", "Condition": "IsVanilla", "Properties": {"TopicName": "never"}},
-        },
-        Parameters={"Flavour": {"Type": "String", "Default": "chocolate"}},
-        Conditions={
-            "IsChocolate": {"Fn::Equals": [{"Ref": "Flavour"}, "chocolate"]},
-            "IsVanilla": {"Fn::Not": [{"Condition": "IsChocolate"}]},
-        },
-    )
-    # WHEN provisioned
-    stage = provision_stage(local_aws, {"producer": producer, "consumer": consumer}, account=ACCOUNT, region=REGION)
-    # THEN every value is what CloudFormation would pass
-    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:probe-queue"
-    assert stage.function_environments["ingest"] == {
-        "SUB": f"probe-topic@{REGION}/${{Literal}}",
-        "SUB_VARS": f"chocolate-{ACCOUNT}",
-        "SELECT": "b",
-        "IMPORT": queue_arn,
-        "OUTPUT": queue_arn,
-        "DYNAMIC": "value=from-ssm",
-        "IF": "yes",
-    }
-    assert [t["TopicArn"].rsplit(":", 1)[-1] for t in local_aws.client("sns").list_topics()["Topics"]] == [
-        "probe-topic"
-    ]
-
-
-@pytest.mark.parametrize(
-    "variables",
-    [
-        {"BAD": {"Ref": "Nowhere"}},
-        {"BAD": "{{resolve:ssm:/no/such/parameter}}"},
-        {"BAD": {"Fn::GetAtt": ["Topic", "NoSuchAttribute"]}},
-        {"BAD": {"Fn::ImportValue": "nobody-exports-this"}},
-        {"BAD": "{{resolve:secretsmanager:secret}}"},
-    ],
-)
-def test_unresolvable_references_name_the_problem(local_aws: LocalAws, variables: dict[str, Any]) -> None:
-    # GIVEN a template whose reference cannot be resolved locally
-    reset(local_aws)
-    template = _tiny({"Fn": _function(variables), "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}}})
-    # WHEN provisioned / THEN TemplateError, naming the stack and the resource
-    with pytest.raises(TemplateError, match=r"^solo Fn "):
-        provision_stage(local_aws, {"solo": template}, account=ACCOUNT, region=REGION)
-
-
-def test_not_a_cloud_assembly(tmp_path: Path) -> None:
-    # GIVEN a directory without manifest.json / WHEN loaded / THEN TemplateError
-    with pytest.raises(TemplateError):
-        load_templates(tmp_path)
 
 
 def test_bucket_deployments_copy_their_asset_from_the_assembly(local_aws: LocalAws, tmp_path: Path) -> None:
@@ -301,8 +200,8 @@ def test_bucket_deployments_copy_their_asset_from_the_assembly(local_aws: LocalA
             }
         )
     )
-    template = _tiny(
-        {
+    template = {
+        "Resources": {
             "Models": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "probe-models"}},
             "Deploy": {
                 "Type": "Custom::CDKBucketDeployment",
@@ -315,7 +214,7 @@ def test_bucket_deployments_copy_their_asset_from_the_assembly(local_aws: LocalA
                 },
             },
         }
-    )
+    }
     # WHEN provisioned with the assembly / THEN the file is where the deployment puts it
     stage = provision_stage(local_aws, {"solo": template}, account=ACCOUNT, region=REGION, cdk_out=tmp_path)
     body = local_aws.client("s3").get_object(Bucket="probe-models", Key="models/baseline/model.tar.gz")["Body"].read()

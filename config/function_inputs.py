@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from config.field_checks import allowed_text, value_at
 from config.fields import ConfigError, check, show
@@ -28,7 +29,27 @@ from lambdas.shared.runtime import ConfigError as FunctionConfigError
 _SENTINEL_ACCOUNT = "000000000000"
 
 
-def training_spec_fields(cfg: StageConfig) -> dict[str, Any]:
+class TrainingSpecFields(TypedDict):
+    """The TrainingSpecSettings keyword arguments the stage decides (the stack passes them with `**`)."""
+
+    job_name_prefix: str
+    region: str
+    objective: str
+    instance_type: str
+    instance_count: int
+    volume_size_gb: int
+    max_runtime_seconds: int
+    use_spot: bool
+    max_wait_seconds: int | None
+    hyperparameters: Mapping[str, str]
+    enable_network_isolation: bool
+    encrypt_inter_container_traffic: bool
+    tags: Mapping[str, str]
+    tuning: TuningSettings
+    endpoint: EndpointSettings
+
+
+def training_spec_fields(cfg: StageConfig) -> TrainingSpecFields:
     """The TrainingSpecSettings fields the stage configuration decides; the Retraining stack adds the names,
     ARNs and URIs only it knows. Building the nested settings runs their own checks (SettingsError)."""
     app, stage, t, e = cfg.app_name, cfg.stage, cfg.training, cfg.endpoint

@@ -25,7 +25,12 @@ Task = Literal["binary", "multiclass", "regression"]
 
 
 class SchemaError(ValueError):
-    """schema.json is not a valid schema (docs/artifacts.md); the message names the field."""
+    """schema.json is not a valid schema (docs/artifacts.md); the message names the field, and so does `field`
+    (its path, e.g. `label.classes` or `features[2].type`; empty for the document as a whole)."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -103,65 +108,82 @@ def parse_schema(doc: Any) -> Schema:
     may be left out (none besides the empty cell); `label.classes` may be left out for regression.
     """
     if not isinstance(doc, Mapping):
-        raise SchemaError("schema must be a JSON object")
+        raise SchemaError("schema must be a JSON object", field="")
     version = doc.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
-        raise SchemaError(f"schema format_version must be {FORMAT_VERSION}, got {version!r}")
+        raise SchemaError(f"schema format_version must be {FORMAT_VERSION}, got {version!r}", field="format_version")
     objective = doc.get("objective")
     if not isinstance(objective, str) or objective not in OBJECTIVES:
-        raise SchemaError(f"schema objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+        raise SchemaError(f"schema objective {objective!r} is not one of {', '.join(OBJECTIVES)}", field="objective")
     label = doc.get("label")
     if not isinstance(label, Mapping):
-        raise SchemaError("schema label must be an object with name, task and classes")
+        raise SchemaError("schema label must be an object with name, task and classes", field="label")
     task = label.get("task", OBJECTIVES[objective])
     if task not in TASKS:
-        raise SchemaError(f"schema label.task must be binary, multiclass or regression, got {task!r}")
+        raise SchemaError(
+            f"schema label.task must be binary, multiclass or regression, got {task!r}", field="label.task"
+        )
     if task != OBJECTIVES[objective]:
-        raise SchemaError(f"schema objective {objective!r} does not fit label.task {task!r}")
+        raise SchemaError(f"schema objective {objective!r} does not fit label.task {task!r}", field="label.task")
     label_name = label.get("name")
     if not isinstance(label_name, str) or not label_name:
-        raise SchemaError("schema label.name must be a non-empty string")
+        raise SchemaError("schema label.name must be a non-empty string", field="label.name")
     classes = label.get("classes", [])
     if not _strings(classes):
-        raise SchemaError("schema label.classes must be a list of strings")
+        raise SchemaError("schema label.classes must be a list of strings", field="label.classes")
     if len(set(classes)) != len(classes):
-        raise SchemaError("schema label.classes must be unique")
+        raise SchemaError("schema label.classes must be unique", field="label.classes")
     wanted = {"binary": len(classes) == 2, "multiclass": len(classes) >= 2, "regression": not classes}[task]
     if not wanted:
-        raise SchemaError(f"schema label.classes has {len(classes)} entries, which does not fit task {task!r}")
+        raise SchemaError(
+            f"schema label.classes has {len(classes)} entries, which does not fit task {task!r}", field="label.classes"
+        )
     tokens = doc.get("missing_tokens", [])
     if not _strings(tokens):
-        raise SchemaError("schema missing_tokens must be a list of strings")
+        raise SchemaError("schema missing_tokens must be a list of strings", field="missing_tokens")
     missing = frozenset(t.strip() for t in tokens) | {""}
     for token in missing:
         # A token that reads as a number would mean two things: prepare.py's missing value and the number.
         if is_decimal(token):
-            raise SchemaError(f"schema missing_tokens: {token!r} reads as a number; a missing token must not")
+            raise SchemaError(
+                f"schema missing_tokens: {token!r} reads as a number; a missing token must not", field="missing_tokens"
+            )
     raw_features = doc.get("features")
     if not isinstance(raw_features, list) or not raw_features:
-        raise SchemaError("schema features must be a non-empty list")
+        raise SchemaError("schema features must be a non-empty list", field="features")
     features: list[Feature] = []
     for i, item in enumerate(raw_features):
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item["name"]:
-            raise SchemaError(f"schema features[{i}] needs a non-empty name")
+            raise SchemaError(f"schema features[{i}] needs a non-empty name", field=f"features[{i}].name")
         name = item["name"]
         if item.get("type") == "numeric":
             features.append(Feature(name, "numeric"))
         elif item.get("type") == "categorical":
             categories = item.get("categories")
             if not _strings(categories) or not categories:
-                raise SchemaError(f"schema features[{i}] ({name}) needs a non-empty categories list of strings")
+                raise SchemaError(
+                    f"schema features[{i}] ({name}) needs a non-empty categories list of strings",
+                    field=f"features[{i}].categories",
+                )
             if len(set(categories)) != len(categories):
-                raise SchemaError(f"schema features[{i}] ({name}) categories must be unique")
+                raise SchemaError(
+                    f"schema features[{i}] ({name}) categories must be unique", field=f"features[{i}].categories"
+                )
             clash = sorted(c for c in categories if c.strip() in missing or c.strip().lower() == REQUEST_NAN_WORD)
             if clash:
-                raise SchemaError(f"schema features[{i}] ({name}) category {clash[0]!r} is also a missing token")
+                raise SchemaError(
+                    f"schema features[{i}] ({name}) category {clash[0]!r} is also a missing token",
+                    field=f"features[{i}].categories",
+                )
             features.append(Feature(name, "categorical", tuple(categories)))
         else:
-            raise SchemaError(f"schema features[{i}].type must be numeric or categorical, got {item.get('type')!r}")
+            raise SchemaError(
+                f"schema features[{i}].type must be numeric or categorical, got {item.get('type')!r}",
+                field=f"features[{i}].type",
+            )
     names = [label_name, *(f.name for f in features)]
     if len(set(names)) != len(names):
-        raise SchemaError("schema label and feature names must be unique")
+        raise SchemaError("schema label and feature names must be unique", field="features")
     return Schema(
         raw=doc,
         objective=objective,

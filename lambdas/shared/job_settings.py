@@ -36,8 +36,30 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 INTEGER_HYPERPARAMETERS: Final = frozenset({"num_round", "max_depth", "max_leaves", "max_bin", "early_stopping_rounds"})
 
 
+# What kind of mistake a SettingsError reports, for code and tests that branch on it (the text is for people).
+SettingsErrorCode = Literal[
+    "invalid",  # one or more rules of a settings class are broken (`problems` lists them)
+    "not-json",  # TRAINING_SETTINGS is not JSON
+    "not-an-object",  # a JSON value that must be an object is not
+    "unknown-keys",  # an object has keys its settings class does not know
+    "missing-field",  # an object lacks a required field
+    "not-a-choice",  # a value outside its Literal's choices
+    "wrong-type",  # a JSON value of the wrong kind
+]
+
+
 class SettingsError(ValueError):
-    """The settings are inconsistent; the message lists every broken rule."""
+    """The settings are inconsistent; the message lists every broken rule. `code` says what kind of mistake,
+    `where` which settings (`training spec settings`, or a JSON path such as `settings.tuning`), and `problems`
+    the broken rules one by one (for `invalid`)."""
+
+    def __init__(
+        self, message: str, *, code: SettingsErrorCode = "invalid", where: str = "", problems: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.code: SettingsErrorCode = code
+        self.where = where
+        self.problems = problems
 
 
 def _require(problems: list[str], ok: bool, message: str) -> None:
@@ -47,7 +69,7 @@ def _require(problems: list[str], ok: bool, message: str) -> None:
 
 def _raise_if(problems: list[str], where: str) -> None:
     if problems:
-        raise SettingsError(f"invalid {where}: " + "; ".join(problems))
+        raise SettingsError(f"invalid {where}: " + "; ".join(problems), where=where, problems=tuple(problems))
 
 
 @dataclass(frozen=True)
@@ -313,7 +335,7 @@ class TrainingSpecSettings:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise SettingsError(f"settings are not JSON: {error}") from None
+            raise SettingsError(f"settings are not JSON: {error}", code="not-json", where="settings") from None
         settings: TrainingSpecSettings = _from_jsonable(cls, data, "settings")
         return settings
 
@@ -346,17 +368,17 @@ def _from_jsonable(hint: Any, value: Any, where: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if isinstance(hint, type) and is_dataclass(hint):
         if not isinstance(value, dict):
-            raise SettingsError(f"{where} must be an object")
+            raise SettingsError(f"{where} must be an object", code="not-an-object", where=where)
         hints = get_type_hints(hint)
         known = {f.name for f in fields(hint)}
         unknown = sorted(set(value) - known)
         if unknown:
-            raise SettingsError(f"{where} has unknown keys {unknown}")
+            raise SettingsError(f"{where} has unknown keys {unknown}", code="unknown-keys", where=where)
         kwargs = {key: _from_jsonable(hints[key], item, f"{where}.{key}") for key, item in value.items()}
         try:
             return hint(**kwargs)
         except TypeError as error:  # a required field is missing
-            raise SettingsError(f"{where}: {error}") from None
+            raise SettingsError(f"{where}: {error}", code="missing-field", where=where) from None
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -364,15 +386,15 @@ def _from_jsonable(hint: Any, value: Any, where: str) -> Any:
         return _from_jsonable(inner, value, where)
     if origin is Literal:
         if value not in args:
-            raise SettingsError(f"{where} must be one of {list(args)}, got {value!r}")
+            raise SettingsError(f"{where} must be one of {list(args)}, got {value!r}", code="not-a-choice", where=where)
         return value
     if origin is tuple:
         if not isinstance(value, list):
-            raise SettingsError(f"{where} must be a list")
+            raise SettingsError(f"{where} must be a list", code="wrong-type", where=where)
         return tuple(_from_jsonable(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
     if origin is Mapping:
         if not isinstance(value, dict):
-            raise SettingsError(f"{where} must be an object")
+            raise SettingsError(f"{where} must be an object", code="not-an-object", where=where)
         return {str(k): _from_jsonable(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if hint is bool and isinstance(value, bool):
         return value
@@ -380,4 +402,6 @@ def _from_jsonable(hint: Any, value: Any, where: str) -> Any:
         return value
     if hint is str and isinstance(value, str):
         return value
-    raise SettingsError(f"{where} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+    raise SettingsError(
+        f"{where} must be {getattr(hint, '__name__', hint)}, got {value!r}", code="wrong-type", where=where
+    )

@@ -19,7 +19,7 @@ from lambdas.shared.function_settings import check_lock_outlives_run, longest_ru
 from lambdas.shared.job_settings import TrainingSpecSettings
 from lambdas.shared.policy import RULES, RetrainPolicy
 
-VIA_PARSER = "is refused by the functions'"
+VIA_PARSER = "refused-by-function"  # ConfigError's code for what the functions' own parsers refuse
 
 # (the parser's rule, a stage override that breaks it, the setting named, whether only the parser catches it)
 RULE_CASES: list[tuple[str, dict[str, Any], str, bool]] = [
@@ -203,12 +203,13 @@ def test_each_function_parser_rule_fails_synth(
     rule: str, overrides: dict[str, Any], key: str, only_the_parser: bool
 ) -> None:
     # GIVEN a stage override the functions' parser would refuse at run time
-    # WHEN the config loads (synth) THEN it fails, naming the stage setting the bad value comes from
+    # WHEN the config loads (synth)
     with pytest.raises(ConfigError) as caught:
         load_config("dev", overrides=overrides)
+    # THEN it fails, naming the stage setting the bad value comes from
     assert caught.value.key == key, str(caught.value)
-    # ...and the rules only the functions own are reported from the functions' parser itself
-    assert (VIA_PARSER in caught.value.problem) is only_the_parser, str(caught.value)
+    # AND the rules only the functions own are reported from the functions' parser itself
+    assert (caught.value.code == VIA_PARSER) is only_the_parser, str(caught.value)
 
 
 def test_every_retrain_policy_rule_has_a_case() -> None:
@@ -218,9 +219,12 @@ def test_every_retrain_policy_rule_has_a_case() -> None:
 
 
 def test_a_daily_cap_of_zero_fails_synth_in_prod_too() -> None:
+    # GIVEN prod with a daily cap of zero
+    # WHEN the config loads (synth)
     with pytest.raises(ConfigError) as caught:
         load_config("prod", operator_email="ops@example.com", overrides={"retraining": {"daily_cap": 0}})
-    assert (caught.value.key, VIA_PARSER in caught.value.problem) == ("retraining.daily_cap", True)
+    # THEN the functions' RETRAIN_POLICY parser refuses it, named by the stage setting
+    assert (caught.value.key, caught.value.code) == ("retraining.daily_cap", VIA_PARSER)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

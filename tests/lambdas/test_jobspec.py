@@ -409,9 +409,14 @@ def test_tags_carry_run_id_reason_trigger_and_stage_tags() -> None:
 def test_settings_refuse_reserved_tag_keys() -> None:
     # GIVEN a tag in AWS's reserved namespace
     # WHEN settings are made
-    # THEN they are refused
-    with pytest.raises(SettingsError, match="aws:"):
+    with pytest.raises(SettingsError) as caught:
         settings(tags={"aws:cloudformation:stack-name": "x"})
+    # THEN they are refused for that one rule
+    assert (caught.value.code, caught.value.where, len(caught.value.problems)) == (
+        "invalid",
+        "training spec settings",
+        1,
+    )
 
 
 # ----------------------------------------------------------------------------------------- settings
@@ -443,9 +448,10 @@ def test_settings_json_rejects_unknown_keys() -> None:
     data = json.loads(BASE.to_json())
     data["tuning"] = {"max_job": 5}
     # WHEN parsed
-    # THEN the path of the key is named
-    with pytest.raises(SettingsError, match=r"settings\.tuning has unknown keys \['max_job'\]"):
+    with pytest.raises(SettingsError) as caught:
         TrainingSpecSettings.from_json(json.dumps(data))
+    # THEN the path of the key is named
+    assert (caught.value.code, caught.value.where) == ("unknown-keys", "settings.tuning")
 
 
 def test_settings_json_rejects_wrong_types() -> None:
@@ -453,25 +459,28 @@ def test_settings_json_rejects_wrong_types() -> None:
     data = json.loads(BASE.to_json())
     data["instance_count"] = "2"
     # WHEN parsed
-    # THEN the field is named
-    with pytest.raises(SettingsError, match=r"settings\.instance_count must be int"):
+    with pytest.raises(SettingsError) as caught:
         TrainingSpecSettings.from_json(json.dumps(data))
+    # THEN the field is named
+    assert (caught.value.code, caught.value.where) == ("wrong-type", "settings.instance_count")
 
 
 def test_settings_refuse_spot_wait_shorter_than_runtime() -> None:
     # GIVEN a max wait below the max runtime
     # WHEN settings are made
-    # THEN they are refused
-    with pytest.raises(SettingsError, match="max_wait_seconds"):
+    with pytest.raises(SettingsError) as caught:
         settings(use_spot=True, max_runtime_seconds=3600, max_wait_seconds=600)
+    # THEN they are refused for that one rule
+    assert (caught.value.code, len(caught.value.problems)) == ("invalid", 1)
 
 
 def test_settings_refuse_reserved_hyperparameters() -> None:
     # GIVEN a hyperparameter in the container's namespace
     # WHEN settings are made
-    # THEN they are refused
-    with pytest.raises(SettingsError, match="sagemaker_program"):
+    with pytest.raises(SettingsError) as caught:
         settings(hyperparameters={"sagemaker_program": "evil.py"})
+    # THEN they are refused for that one rule
+    assert (caught.value.code, len(caught.value.problems)) == ("invalid", 1)
 
 
 def test_settings_are_immutable() -> None:

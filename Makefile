@@ -51,14 +51,18 @@ pytest: setup
 ## Synthesize a stage: `make synth STAGE=prod OPERATOR_EMAIL=ops@example.com CONFIG_OVERRIDES='{"endpoint": {"max_capacity": 4}}'`.
 synth: setup
 	$(CDK) synth --quiet -c stage=$(STAGE) $(if $(OPERATOR_EMAIL),-c operator_email=$(OPERATOR_EMAIL)) \
+		$(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION)) \
 		$(if $(CONFIG_OVERRIDES),-c config_overrides='$(CONFIG_OVERRIDES)')
 
 diff: setup
 	$(CDK) diff -c stage=$(STAGE)
 
 ## Deploy to the account in your AWS credentials: `make deploy STAGE=prod OPERATOR_EMAIL=ops@example.com`.
+## Two accounts (docs/two-accounts.md): add ACCOUNT=, REGION= and CONFIG_OVERRIDES='{"accounts": {...}}'.
 deploy: setup model
 	$(CDK) deploy --all -c stage=$(STAGE) $(if $(OPERATOR_EMAIL),-c operator_email=$(OPERATOR_EMAIL)) \
+		$(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION)) \
+		$(if $(CONFIG_OVERRIDES),-c config_overrides='$(CONFIG_OVERRIDES)') \
 		--require-approval broadening
 
 ## A baseline model (model.tar.gz) trained on the embedded data, so the first deploy has something to serve.

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -13,11 +14,9 @@ from config.settings import StageConfig
 from stacks.constructs.keys import EncryptionKeys
 from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket
 from stacks.constructs.vpce_perimeter import vpc_endpoint_only
+from stacks.cross_account_policies import bucket_read_statement, key_decrypt_statement
 from stacks.nag import acknowledge
-from stacks.naming import bucket_name, table_name
-
-# The data bucket's layout; every component agrees on these prefixes.
-DATA_PREFIXES = ("incoming/", "quarantine/", "train/", "validation/", "test/", "capture/", "baseline/", "batch-input/")
+from stacks.naming import account_pair, bucket_name, table_name
 
 
 def _pin_logical_id(construct: Construct, logical_id: str) -> None:
@@ -84,6 +83,12 @@ class DataStack(Stack):
             execution_role = f"{config.app_name}-{config.stage}-sagemaker-execution"  # the Model stack's role
             for bucket in (self.data_bucket, self.model_bucket):
                 bucket.add_to_resource_policy(vpc_endpoint_only(bucket, exempt_role_names=[execution_role]))
+
+        pair = account_pair(config)
+        if pair is not None and config.accounts.role == "build":
+            # The serving account's promote role reads job outputs (one prefix) and decrypts them through S3.
+            self.model_bucket.add_to_resource_policy(iam.PolicyStatement.from_json(bucket_read_statement(pair)))
+            self.keys.data_key.add_to_resource_policy(iam.PolicyStatement.from_json(key_decrypt_statement(pair)))
 
         # Object-created events go to EventBridge (set on the L1, so no notifications custom resource is needed);
         # the Retraining stack routes `incoming/` through a queue to the ingest function.

@@ -20,8 +20,9 @@ from stacks.constructs.images import ecr_repository_arn, xgboost_image_uri
 from stacks.constructs.retention import retention
 from stacks.constructs.sagemaker_role import NetworkScope, SageMakerExecutionRole
 from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE
+from stacks.cross_account_policies import model_package_group_policy
 from stacks.nag import acknowledge, exempt
-from stacks.naming import bucket_name, keep_depends_on, nag_bucket_arn
+from stacks.naming import account_pair, bucket_name, keep_depends_on, model_package_group_name, nag_bucket_arn
 
 CODE_PREFIX = PREFIX_CODE
 
@@ -120,11 +121,19 @@ class ModelStack(Stack):
             string_value=f"s3://{model_bucket.bucket_name}/{BASELINE_MODEL_KEY}",
         )
 
-        self.model_package_group = sagemaker.CfnModelPackageGroup(
-            self,
-            "Registry",
-            model_package_group_name=f"{config.app_name}-{config.stage}",
-            model_package_group_description="Every candidate trained here, approved or rejected with the reason",
+        # The registry lives where models are built; a serving account reads the build account's.
+        pair = account_pair(config)
+        self.model_package_group = (
+            sagemaker.CfnModelPackageGroup(
+                self,
+                "Registry",
+                model_package_group_name=model_package_group_name(config),
+                model_package_group_description="Every candidate trained here, approved or rejected with the reason",
+                # A build account's registry: the serving account's promote role may read its packages, no more.
+                model_package_group_policy=model_package_group_policy(pair) if pair else None,
+            )
+            if config.accounts.builds
+            else None
         )
 
         self._acknowledge_deployment_helper(environment_key=data_key)

@@ -11,6 +11,7 @@ from constructs import IConstruct
 
 from config.settings import StageConfig
 from contract import names
+from stacks.cross_account_policies import AccountPair
 
 BUCKET_PURPOSES = names.BUCKET_PURPOSES
 
@@ -21,6 +22,18 @@ def bucket_name(config: StageConfig, purpose: str, *, account: str = Aws.ACCOUNT
     The account is the deploy-time token unless given (the offline rehearsal's local account).
     """
     return names.bucket_name(config.app_name, config.stage, purpose, account, config.region)
+
+
+def account_pair(config: StageConfig) -> AccountPair | None:
+    """The two accounts of a build or serving stage (None for a single-account stage)."""
+    a = config.accounts
+    if a.role == "single" or config.account is None:
+        return None
+    build, serving = (config.account, a.serving_account) if a.role == "build" else (a.build_account, config.account)
+    assert build is not None and serving is not None  # config/rules.py refuses a stage without its peer
+    return AccountPair(
+        app=config.app_name, stage=config.stage, region=config.region, build_account=build, serving_account=serving
+    )
 
 
 def table_name(config: StageConfig, purpose: str) -> str:

@@ -18,13 +18,19 @@ if TYPE_CHECKING:
     from sagecycle.rehearsal.stage import Provisioner
 
 
+def _name(props: Mapping[str, Any], name_key: str, fifo_key: str, stack: str, logical_id: str, max_len: int) -> str:
+    """The name the template gives, or the one CloudFormation generates; a FIFO one ends in `.fifo`, within max_len."""
+    if props.get(name_key):
+        return str(props[name_key])
+    if props.get(fifo_key):
+        return generated_name(stack, logical_id, max_len - len(".fifo")) + ".fifo"
+    return generated_name(stack, logical_id, max_len)
+
+
 def sqs_queue(p: Provisioner, stack: str, logical_id: str, resource: Mapping[str, Any]) -> Physical:
     props = p.props(resource)
     sqs = p.client("sqs")
-    fifo = bool(props.get("FifoQueue"))
-    name = props.get("QueueName") or (
-        generated_name(stack, logical_id, 75) + ".fifo" if fifo else generated_name(stack, logical_id, 80)
-    )
+    name = _name(props, "QueueName", "FifoQueue", stack, logical_id, 80)
     attributes: dict[str, str] = {}
     for key in (
         "DelaySeconds",
@@ -66,10 +72,7 @@ def sqs_queue(p: Provisioner, stack: str, logical_id: str, resource: Mapping[str
 def sns_topic(p: Provisioner, stack: str, logical_id: str, resource: Mapping[str, Any]) -> Physical:
     props = p.props(resource)
     sns = p.client("sns")
-    fifo = bool(props.get("FifoTopic"))
-    name = props.get("TopicName") or (
-        generated_name(stack, logical_id, 251) + ".fifo" if fifo else generated_name(stack, logical_id, 256)
-    )
+    name = _name(props, "TopicName", "FifoTopic", stack, logical_id, 256)
     attributes = {key: str(props[key]) for key in ("DisplayName", "KmsMasterKeyId", "FifoTopic") if key in props}
     request: dict[str, Any] = {"Name": name, "Attributes": attributes, **tagged(props)}
     arn = sns.create_topic(**request)["TopicArn"]

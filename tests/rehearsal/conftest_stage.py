@@ -27,7 +27,9 @@ from sagecycle.rehearsal.alarms import AlarmEvaluator
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.events import EventBus
 from sagecycle.rehearsal.functions import Functions
-from sagecycle.rehearsal.stage import LocalStage, load_templates, provision_stage
+from sagecycle.rehearsal.stage import provision_stage
+from sagecycle.rehearsal.stage_model import LocalStage
+from sagecycle.rehearsal.templates import load_templates
 from sagecycle.rehearsal.timeline import Timeline
 
 __all__ = [

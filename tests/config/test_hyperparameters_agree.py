@@ -37,6 +37,8 @@ def test_the_tables_are_the_same() -> None:
 
 
 def test_objectives_and_threshold_methods_match_the_numpy_modules() -> None:
+    # GIVEN the numpy-side modules' objectives and threshold methods WHEN compared with hyperparameters.py's
+    # THEN they are the same, in the same order
     assert tuple(data_io.OBJECTIVES) == hp.OBJECTIVES
     assert tuple(evaluation.THRESHOLD_METHODS) == hp.THRESHOLD_METHODS
 
@@ -89,14 +91,18 @@ REFUSED = [
 
 @pytest.mark.parametrize(("name", "raw"), ACCEPTED)
 def test_both_accept_the_same_values(name: str, raw: str) -> None:
+    # GIVEN a value train.py must accept WHEN hyperparameters.py and train.py parse it
     ours = verdict(hp.parse_value, hp.UsageError, name, raw)
+    # THEN both accept it, with the same value
     assert ours[0] == "ok"
     assert verdict(train._parse_value, train.UsageError, name, raw) == ours
 
 
 @pytest.mark.parametrize(("name", "raw"), REFUSED)
 def test_both_refuse_the_same_values_with_the_same_message(name: str, raw: str) -> None:
+    # GIVEN a value train.py must refuse WHEN hyperparameters.py and train.py parse it
     ours = verdict(hp.parse_value, hp.UsageError, name, raw)
+    # THEN both refuse it, and agree on why (the two implementations compared, not a message pinned here)
     assert ours[0] == "refused"
     assert verdict(train._parse_value, train.UsageError, name, raw) == ours
 
@@ -122,17 +128,21 @@ def test_any_value_gets_the_same_verdict_from_both(name: str, raw: str) -> None:
     "key", ["max_depth", "--max-depth", "reg_lambda", "learning_rate", "sagemaker_program", "_tuning_x", "max_detph"]
 )
 def test_names_resolve_the_same(key: str) -> None:
+    # GIVEN a name as SageMaker or a flag spells it WHEN both resolve it THEN they agree
     assert verdict(train._canonical, train.UsageError, key) == verdict(hp.canonical, hp.UsageError, key)
 
 
 def test_resolution_is_the_same() -> None:
+    # GIVEN SageMaker's hyperparameters (an alias and a reserved name among them) and command-line flags
     sm_hps = {"num_round": "120", "learning_rate": "0.2", "sagemaker_program": "train.py"}
     flags = {"max_depth": "4", "eval_metric": "auc"}
+    # WHEN both resolve them THEN they agree exactly
     assert train.resolve_hyperparameters(sm_hps, flags) == hp.resolve_hyperparameters(sm_hps, flags)
 
 
 def test_what_the_functions_send_is_what_train_py_accepts() -> None:
     # GIVEN the job spec's default hyperparameters and tuning ranges (lambdas/shared/job_settings.py)
+    # WHEN train.py's parser reads each value and bound
     # THEN train.py accepts every default value, every tuned name, and reads integer ranges as integers
     for name, raw in DEFAULT_HYPERPARAMETERS.items():
         hp.parse_value(name, raw)

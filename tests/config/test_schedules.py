@@ -60,6 +60,8 @@ INVALID = [
 
 @pytest.mark.parametrize("expression", VALID)
 def test_valid_expressions_pass(expression: str) -> None:
+    # GIVEN a schedule EventBridge accepts WHEN it is checked, alone and in a stage config
+    # THEN no problem is found and the config loads with it
     assert schedule_problem(expression) is None
     assert load_config("dev", overrides={"retraining": {"drift_schedule": expression}}).retraining.drift_schedule
 
@@ -70,4 +72,4 @@ def test_invalid_expressions_fail_synth(expression: str) -> None:
     assert schedule_problem(expression) is not None
     with pytest.raises(ConfigError) as caught:
         load_config("dev", overrides={"retraining": {"schedule": expression}})
-    assert caught.value.key == "retraining.schedule"
+    assert (caught.value.key, caught.value.code) == ("retraining.schedule", "invalid")

@@ -57,7 +57,8 @@ def test_the_contract_is_stdlib_only() -> None:
 
 
 def test_lambda_bundle_holds_the_contract_beside_lambdas(tmp_path: Path) -> None:
-    # GIVEN the staged Lambda code asset
+    # GIVEN the Lambda code asset
+    # WHEN it is staged
     bundle = build_lambda_bundle(tmp_path / "bundle")
     # THEN contract/ sits at its root next to lambdas/, byte for byte the sources, without caches
     staged = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
@@ -69,7 +70,8 @@ def test_lambda_bundle_holds_the_contract_beside_lambdas(tmp_path: Path) -> None
 
 
 def test_sourcedir_holds_the_contract_beside_train_py(tmp_path: Path) -> None:
-    # GIVEN two builds of the training source tarball
+    # GIVEN the training source tarball
+    # WHEN it is built twice
     a, b = build_sourcedir(tmp_path / "a"), build_sourcedir(tmp_path / "b")
     # THEN they are identical, and contract/ sits at the top next to the flat scripts
     assert a.read_bytes() == b.read_bytes()

@@ -126,6 +126,7 @@ def test_request_cells_strip_and_read_missing_tokens_like_prepare() -> None:
 
 def test_names_are_spelled_once() -> None:
     # GIVEN the Lambda-side module the stacks and functions import
+    # WHEN its public names are compared with contract.names'
     # THEN every public name is contract.names' own object, not a copy
     public = {k: v for k, v in vars(names).items() if k.isupper() or callable(v)}
     for key, value in public.items():
@@ -135,6 +136,7 @@ def test_names_are_spelled_once() -> None:
 
 def test_metric_formats_are_spelled_once() -> None:
     # GIVEN both historical import paths of the metric formats
+    # WHEN their definitions and formatters are compared
     # THEN they serve the contract's definitions and formatters
     assert lambda_metrics.METRIC_DEFINITIONS is metrics.METRIC_DEFINITIONS
     assert [dict(d) for d in metrics.METRIC_DEFINITIONS] == metrics_format.METRIC_DEFINITIONS

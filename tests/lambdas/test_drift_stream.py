@@ -295,8 +295,9 @@ def test_a_baseline_of_another_type_than_the_schema_fails_before_reading(aws: No
     # GIVEN a baseline that calls a categorical feature numeric
     baseline = json.loads(json.dumps(BASELINE))
     baseline["features"]["workclass"] = {"type": "numeric", "bin_edges": [0, 1, 2], "proportions": [0.5, 0.5]}
-    # WHEN a tally is made for it / THEN it is refused at once
-    with pytest.raises(ValueError, match="workclass"):
+    # WHEN a tally is made for it / THEN it is refused at once, naming the feature (Tally raises a plain
+    # ValueError, so the feature's name, a stable identifier, is what is matched)
+    with pytest.raises(ValueError, match=r"\bworkclass\b"):
         Tally(SPEC, baseline)
 
 

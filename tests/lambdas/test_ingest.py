@@ -316,7 +316,9 @@ def quarantine_run() -> Iterator[dict[str, Any]]:
 
 
 def test_every_malformed_file_left_incoming_and_none_reached_train(quarantine_run: dict[str, Any]) -> None:
-    # GIVEN the malformed table ingested in one batch / THEN no message failed, nothing trains on them
+    # GIVEN the malformed table
+    # WHEN it is ingested in one batch (the fixture's run)
+    # THEN no message failed, nothing trains on them
     assert quarantine_run["response"] == {"batchItemFailures": []}
     assert quarantine_run["incoming"] == [] and quarantine_run["train"] == []
     assert len(MALFORMED) >= 15
@@ -341,14 +343,18 @@ def test_malformed_file_is_quarantined_intact_with_its_reason(quarantine_run: di
 def test_malformed_original_is_deleted_only_after_copy_and_report_exist(
     quarantine_run: dict[str, Any], name: str
 ) -> None:
-    # GIVEN the deletes ingest issued / THEN each happened with the copy and the sidecar already there
+    # GIVEN a malformed file ingested
+    # WHEN ingest deleted its original (the deletes it issued, recorded by the fixture)
+    # THEN that happened with the copy and the sidecar already there
     delete = quarantine_run["deletes"][f"incoming/bad/{name}.csv"]
     assert delete["copy"] and delete["sidecar"]
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_file_notifies_the_operator_with_the_problem(quarantine_run: dict[str, Any], name: str) -> None:
-    # GIVEN the notices on the operator topic / THEN one names this file, its quarantine place and problem
+    # GIVEN a malformed file ingested
+    # WHEN the notices on the operator topic are read
+    # THEN one names this file, its quarantine place and problem
     notice = quarantine_run["notices"][f"{name}.csv"]
     assert notice["Message"]["quarantined_to"].endswith(f"quarantine/2026-11-23/bad/{name}.csv")
     assert notice["Message"]["problems"]

@@ -207,7 +207,9 @@ def test_an_unchanged_copy_passes_every_check(resources: Aws, monkeypatch: pytes
     ],
 )
 def test_an_etag_is_compared_only_where_s3_makes_it_the_md5(head: dict[str, Any], etag: str | None) -> None:
-    # WHEN the rule reads the head / THEN it agrees with S3's documented ETag forms
+    # GIVEN a head of one of S3's documented ETag forms (single part or multipart, each kind of encryption)
+    # WHEN the rule reads it
+    # THEN the ETag is taken as the MD5 exactly where S3 defines it so
     assert objects.md5_etag(head) == etag
 
 

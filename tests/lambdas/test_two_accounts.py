@@ -17,12 +17,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
 
 from contract.names import function_role_name
 from lambdas.promote import handler as promote
 from lambdas.shared import runs
 from lambdas.shared.runtime import reset_caches
-from stacks.cross_account_policies import AccountPair, model_package_group_policy
+from stacks.cross_account_policies import AccountPair, model_package_group_policy, serving_promote_statements
 from tests.lambdas.cross_account import GroupPolicies
 from tests.lambdas.fixtures import (
     ACCOUNT,
@@ -239,3 +241,45 @@ def test_a_second_delivery_of_the_approval_deploys_once(two_accounts: BuildAccou
     second = promote.handler(event, FakeContext())
     assert second == {"model_package_arn": arn, "endpoint_config": first["endpoint_config"], "duplicate": True}
     assert len(updates.calls) == 1
+
+
+@set_initial_no_auth_action_count(6)
+@mock_aws
+def test_the_serving_promote_role_reads_the_granted_prefix_and_nothing_else() -> None:
+    # GIVEN the serving promote role with exactly the cross-account statements the serving stack attaches
+    # (moto enforces identity policies once its first six set-up calls are done)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam = boto3.client("iam", region_name=REGION)
+    role = function_role_name(APP, STAGE, "promote")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    statements = {"Version": "2012-10-17", "Statement": serving_promote_statements(PAIR)}
+    iam.put_role_policy(RoleName=role, PolicyName="cross-account", PolicyDocument=json.dumps(statements))
+    admin_s3 = boto3.client("s3", region_name=REGION)
+    admin_s3.create_bucket(Bucket=PAIR.build_models_bucket)
+    admin_s3.put_object(Bucket=PAIR.build_models_bucket, Key=SOURCE_KEY, Body=b"model")
+    admin_s3.put_object(Bucket=PAIR.build_models_bucket, Key="checkpoints/j/state", Body=b"checkpoint")
+    promote_s3 = assumed_fresh(f"arn:aws:iam::{ACCOUNT}:role/{role}").client("s3")
+    # WHEN it reads a job output, and then a checkpoint beside it
+    inside = promote_s3.get_object(Bucket=PAIR.build_models_bucket, Key=SOURCE_KEY)["Body"].read()
+    with pytest.raises(ClientError) as outside:
+        promote_s3.get_object(Bucket=PAIR.build_models_bucket, Key="checkpoints/j/state")
+    # THEN the first is allowed and the second denied
+    assert inside == b"model"
+    assert outside.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def assumed_fresh(role_arn: str) -> boto3.Session:
+    """AssumeRole with a client of its own (the shared test clients belong to the fixtures' moto)."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(RoleArn=role_arn, RoleSessionName="grant-check")
+    c = credentials["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=c["AccessKeyId"],
+        aws_secret_access_key=c["SecretAccessKey"],
+        aws_session_token=c["SessionToken"],
+        region_name=REGION,
+    )

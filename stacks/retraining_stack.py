@@ -17,26 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Aws, Duration, Stack, Tags
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from config.settings import INGEST_TIMEOUT_S, StageConfig, retrain_policy_document, training_spec_fields
 from lambdas.shared import contract as c
-from lambdas.shared.events import TERMINAL_TRAINING_STATES, TERMINAL_TUNING_STATES
 from lambdas.shared.jobspec import TrainingSpecSettings, VpcSettings
-from stacks.constructs.glue_function import GlueFunction, encrypted_queue
+from stacks.constructs.glue_access import GlueAccess, GlueTargets
+from stacks.constructs.glue_function import ARCHITECTURE, RUNTIME, GlueFunction, GlueRuntime, encrypted_queue
 from stacks.constructs.guardrails import SageMakerGuardrails
+from stacks.constructs.new_data_ingestion import NewDataIngestion
+from stacks.constructs.retraining_alarms import RetrainingAlarms
+from stacks.constructs.retraining_routes import GlueFunctions, RetrainingRoutes, event_pattern, event_patterns
 from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE
-from stacks.nag import acknowledge
 from stacks.naming import bucket_name, table_name
 
 # Settings are validated at synth, but the account and the data key's ARN are only known at deploy: the JSON
@@ -53,9 +48,6 @@ class PrivateNetwork:
     security_group_ids: tuple[str, ...]
 
 
-# Where the glue functions read models: registered and champion models, and candidates a training job left.
-GLUE_MODEL_PREFIXES = (c.PREFIX_MODELS, c.PREFIX_TRAINING_OUTPUT)
-
 _SENTINEL_SUBNETS = tuple(f"subnet-{i:017d}" for i in range(16))
 _SENTINEL_GROUPS = tuple(f"sg-{i:017d}" for i in range(5))
 
@@ -69,73 +61,6 @@ class ModelFacts:
     sourcedir_name: str
     champion_parameter: str
     model_package_group: str
-
-
-def _any_case(statuses: frozenset[str]) -> list[dict[str, str]]:
-    """The statuses the handler acts on, in any casing (the handler normalises them the same way)."""
-    return [{"equals-ignore-case": s} for s in sorted(statuses)]
-
-
-def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any]]:
-    """Every EventBridge pattern this stack routes on, by rule; tests match them against AWS's sample events.
-
-    Each pattern is no stricter than the handler's own re-check: what the handler would act on always arrives,
-    and fields SageMaker may send as `null` or leave out are not matched on at all.
-    """
-    app, stage = config.app_name, config.stage
-    return {
-        "NewData": {
-            "source": ["aws.s3"],
-            "detail-type": ["Object Created"],
-            "detail": {
-                "bucket": {"name": [f"{app}-{stage}-data-{account}-{config.region}"]},
-                "object": {"key": [{"prefix": c.PREFIX_INCOMING}]},
-            },
-        },
-        "RetrainAlarms": {
-            "source": ["aws.cloudwatch"],
-            "detail-type": ["CloudWatch Alarm State Change"],
-            "detail": {
-                "alarmName": [
-                    c.alarm_name(app, stage, c.DRIFT_ALARM_SUFFIX),
-                    c.alarm_name(app, stage, c.QUALITY_ALARM_SUFFIX),
-                ],
-                "state": {"value": ["ALARM"]},
-            },
-        },
-        # A tuning job's children are not candidates, but the rule lets them through: SageMaker sends
-        # `TuningJobArn` set, `null` or not at all, and `{"exists": false}` does not match `null`. The promote
-        # function re-checks every finished job (TuningJobArn, else DescribeTrainingJob for a child's name).
-        "TrainingFinished": {
-            "source": ["aws.sagemaker"],
-            "detail-type": ["SageMaker Training Job State Change"],
-            "detail": {
-                "TrainingJobName": [{"prefix": f"{c.job_name_prefix(app, stage)}-"}],
-                "TrainingJobStatus": _any_case(TERMINAL_TRAINING_STATES),
-            },
-        },
-        "TuningFinished": {
-            "source": ["aws.sagemaker"],
-            "detail-type": ["SageMaker HyperParameter Tuning Job State Change"],
-            "detail": {
-                "HyperParameterTuningJobName": [{"prefix": f"{c.job_name_prefix(app, stage)}-"}],
-                "HyperParameterTuningJobStatus": _any_case(TERMINAL_TUNING_STATES),
-            },
-        },
-        "EndpointChanged": {
-            "source": ["aws.sagemaker"],
-            "detail-type": ["SageMaker Endpoint State Change", "SageMaker Endpoint Deployment State Change"],
-            "detail": {"EndpointName": [c.endpoint_name(app, stage)]},
-        },
-        "EndpointUnhealthy": {
-            "source": ["aws.cloudwatch"],
-            "detail-type": ["CloudWatch Alarm State Change"],
-            "detail": {
-                "alarmName": [c.alarm_name(app, stage, c.ENDPOINT_ALARMS["unhealthy"])],
-                "state": {"value": ["ALARM"]},
-            },
-        },
-    }
 
 
 def training_settings(
@@ -176,6 +101,11 @@ def retrain_policy(config: StageConfig) -> dict[str, Any]:
 
 
 class RetrainingStack(Stack):
+    """The five glue functions (`start`, `ingest`, `promote`, `drift`, `responder`), what they may do (`access`),
+    how events reach them (`new_data`, `routes`), the alarms that retrain (`alarms`), and with a private network
+    the `guardrails` on the roles that create SageMaker jobs and models.
+    """
+
     def __init__(
         self,
         scope: Construct,
@@ -194,423 +124,172 @@ class RetrainingStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
         app, stage = config.app_name, config.stage
-        settings = training_settings(config, model, self.partition, network)
-        self.training_settings = settings
-        # Tokens embedded in a Python string render as one Fn::Join at synth.
-        settings_env = settings.to_json().replace(settings.kms_key_arn, data_key.key_arn)
-        if network is not None:
-            for sentinel, token in (
-                *zip(_SENTINEL_SUBNETS, network.subnet_ids, strict=False),
-                *zip(_SENTINEL_GROUPS, network.security_group_ids, strict=False),
-            ):
-                settings_env = settings_env.replace(sentinel, token)
-        settings_env = settings_env.replace(_SENTINEL_ACCOUNT, Aws.ACCOUNT_ID)
+        self.training_settings = settings = training_settings(config, model, self.partition, network)
         self.data_bucket = bucket_name(config, "data")
         self.model_bucket = bucket_name(config, "models")
-        runs = table_name(config, "runs")
-        idempotency = table_name(config, "idempotency")
-        arn = self._arn
-        common_env = {
-            c.ENV_STAGE: stage,
-            c.ENV_DATA_BUCKET: self.data_bucket,
-            c.ENV_MODEL_BUCKET: self.model_bucket,
-            c.ENV_OPERATOR_TOPIC_ARN: operator_topic.topic_arn,
-            c.ENV_CHAMPION_PARAMETER: model.champion_parameter,
-            c.ENV_RUNS_TABLE: runs,
-            c.ENV_RETRAIN_POLICY: json.dumps(retrain_policy(config), separators=(",", ":")),
-            "POWERTOOLS_SERVICE_NAME": f"{app}-{stage}",
-            "POWERTOOLS_METRICS_NAMESPACE": c.METRIC_NAMESPACE,
-        }
-        code = lambda_.Code.from_asset(str(lambda_bundle))
-        layer = lambda_.LayerVersion(
-            self,
-            "Powertools",
-            code=lambda_.Code.from_asset(str(powertools_layer)),
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_14],
-            compatible_architectures=[lambda_.Architecture.ARM_64],
-            description="Powertools for AWS Lambda at the version this project pins and tests with",
+        targets = GlueTargets(
+            data_bucket=self.data_bucket,
+            model_bucket=self.model_bucket,
+            runs_table=table_name(config, "runs"),
+            idempotency_table=table_name(config, "idempotency"),
+            champion_parameter=model.champion_parameter,
+            execution_role_name=model.execution_role_name,
+            model_package_group=model.model_package_group,
+            endpoint_name=c.endpoint_name(app, stage),
+            job_prefix=c.job_name_prefix(app, stage),
+            rollback_alarm_names=tuple(settings.endpoint.rollback_alarm_names),
         )
 
-        # ---- statements shared by several functions ---------------------------------------------------------
-        data_objects = f"arn:{self.partition}:s3:::{self.data_bucket}"
-        model_objects = f"arn:{self.partition}:s3:::{self.model_bucket}"
-        champion_param = arn("ssm", f"parameter{model.champion_parameter}")
-        use_data_key = iam.PolicyStatement(
-            sid="UseDataKey",
-            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            resources=[data_key.key_arn],
+        # ---- the functions ------------------------------------------------------------------------------------
+        runtime = GlueRuntime(
+            code=lambda_.Code.from_asset(str(lambda_bundle)),
+            layer=lambda_.LayerVersion(
+                self,
+                "Powertools",
+                code=lambda_.Code.from_asset(str(powertools_layer)),
+                compatible_runtimes=[RUNTIME],
+                compatible_architectures=[ARCHITECTURE],
+                description="Powertools for AWS Lambda at the version this project pins and tests with",
+            ),
+            log_key=log_key,
+            dlq_key=data_key,
+            environment_key=data_key,
+            metric_namespace=c.METRIC_NAMESPACE,
+            topic=operator_topic,
+            log_retention_days=config.data.log_retention_days,
         )
-        publish = iam.PolicyStatement(
-            sid="NotifyOperators", actions=["sns:Publish"], resources=[operator_topic.topic_arn]
-        )
-        publish_key = iam.PolicyStatement(
-            sid="NotifyOperatorsKey", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[log_key.key_arn]
-        )
-        runs_rw = iam.PolicyStatement(
-            sid="RunsTable",
-            actions=[
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Query",
-            ],
-            resources=[arn("dynamodb", f"table/{runs}")],
-        )
-        read_champion = iam.PolicyStatement(
-            sid="ReadChampion",
-            actions=["ssm:GetParameter"],
-            resources=[champion_param, f"{champion_param}/previous"],
-        )
-        read_models = iam.PolicyStatement(
-            sid="ReadModelArtifacts",
-            actions=["s3:GetObject"],
-            resources=[f"{model_objects}/{p}*" for p in GLUE_MODEL_PREFIXES],
-        )
-        pass_role = iam.PolicyStatement(
-            sid="PassExecutionRole",
-            actions=["iam:PassRole"],
-            resources=[f"arn:{self.partition}:iam::{Aws.ACCOUNT_ID}:role/{model.execution_role_name}"],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        )
-        endpoint_arn = arn("sagemaker", f"endpoint/{c.endpoint_name(app, stage)}")
-        prefix = c.job_name_prefix(app, stage)
-        deploy = iam.PolicyStatement(
-            sid="DeployToOurEndpoint",
-            actions=[
-                "sagemaker:CreateModel",
-                "sagemaker:CreateEndpointConfig",
-                "sagemaker:UpdateEndpoint",
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DescribeModel",
-                "sagemaker:AddTags",
-            ],
-            resources=[
-                endpoint_arn,
-                arn("sagemaker", f"endpoint-config/{prefix}-*"),
-                arn("sagemaker", f"model/{prefix}-*"),
-            ],
-        )
-        # The endpoint's first model and config are named by CloudFormation, not with our prefix: describing
-        # (read-only) any of them is what lets promote and the responder see what the endpoint serves.
-        describe_hosting = iam.PolicyStatement(
-            sid="DescribeHosting",
-            actions=["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
-            resources=[arn("sagemaker", "endpoint-config/*"), arn("sagemaker", "model/*")],
-        )
-        describe_reason = {
-            "DescribeHosting": "read-only DescribeEndpointConfig/DescribeModel on any config and model of this "
-            "account and region, because CloudFormation names the endpoint's first ones without our prefix."
+        common = _common_environment(config, targets, operator_topic)
+        deploying = {
+            c.ENV_TRAINING_SETTINGS: _deployed_settings(settings, data_key, network),
+            c.ENV_ENDPOINT_NAME: targets.endpoint_name,
+            c.ENV_ROLLBACK_ALARMS: json.dumps(list(targets.rollback_alarm_names)),
         }
-        fn_args: dict[str, Any] = {
-            "code": code,
-            "layer": layer,
-            "log_key": log_key,
-            "dlq_key": data_key,
-            "environment_key": data_key,
-            "metric_namespace": c.METRIC_NAMESPACE,
-            "topic": operator_topic,
-            "log_retention_days": config.data.log_retention_days,
-        }
-
-        # ---- start-training: the one start function ---------------------------------------------------------
         self.start = GlueFunction(
             self,
             "StartTraining",
             function_name=c.function_name(app, stage, "start_training"),
             handler_module="lambdas.start_training.handler",
             description="The one start function: new data, schedule and alarms become at most one training job",
+            runtime=runtime,
             environment={
-                **common_env,
-                c.ENV_IDEMPOTENCY_TABLE: idempotency,
-                c.ENV_TRAINING_SETTINGS: settings_env,
+                **common,
+                c.ENV_IDEMPOTENCY_TABLE: targets.idempotency_table,
+                c.ENV_TRAINING_SETTINGS: deploying[c.ENV_TRAINING_SETTINGS],
             },
-            statements=[
-                runs_rw,
-                iam.PolicyStatement(
-                    sid="IdempotencyTable",
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                    resources=[arn("dynamodb", f"table/{idempotency}")],
-                ),
-                iam.PolicyStatement(
-                    sid="StartOurTrainingJobs",
-                    actions=[
-                        "sagemaker:CreateTrainingJob",
-                        "sagemaker:CreateHyperParameterTuningJob",
-                        "sagemaker:DescribeTrainingJob",
-                        "sagemaker:DescribeHyperParameterTuningJob",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=[
-                        arn("sagemaker", f"training-job/{prefix}-*"),
-                        arn("sagemaker", f"hyper-parameter-tuning-job/{prefix}-*"),
-                    ],
-                ),
-                pass_role,
-                use_data_key,
-                publish,
-                publish_key,
-            ],
             reserved_concurrency=1,  # one decision at a time; the lock is the real guard
-            **fn_args,
         )
-
-        # ---- ingest: incoming/ -> quarantine/ or train/ -------------------------------------------------------
         self.ingest = GlueFunction(
             self,
             "Ingest",
             function_name=c.function_name(app, stage, "ingest"),
             handler_module="lambdas.ingest.handler",
             description="Checks each new file against the champion's schema; quarantines or promotes it",
-            environment={**common_env, c.ENV_START_FUNCTION: self.start.function.function_name},
-            statements=[
-                iam.PolicyStatement(
-                    sid="MoveIncomingFiles",
-                    # Versioned reads and deletes: ingest removes exactly the version it checked, never a newer one.
-                    actions=[
-                        "s3:GetObject",
-                        "s3:GetObjectVersion",
-                        "s3:GetObjectTagging",
-                        "s3:GetObjectVersionTagging",
-                        "s3:DeleteObject",
-                        "s3:DeleteObjectVersion",
-                    ],
-                    resources=[f"{data_objects}/{c.PREFIX_INCOMING}*"],
-                ),
-                iam.PolicyStatement(
-                    sid="WriteQuarantineAndTrain",
-                    actions=["s3:PutObject", "s3:GetObject", "s3:PutObjectTagging"],
-                    resources=[f"{data_objects}/{c.PREFIX_QUARANTINE}*", f"{data_objects}/{c.PREFIX_TRAIN}*"],
-                ),
-                iam.PolicyStatement(
-                    # A copy that fails verification loses the version it made (lambdas/ingest/logic.py
-                    # _discard_copy); only a named version, so no delete marker can hide an earlier good file.
-                    sid="DiscardBadCopies",
-                    actions=["s3:DeleteObjectVersion"],
-                    resources=[f"{data_objects}/{c.PREFIX_QUARANTINE}*", f"{data_objects}/{c.PREFIX_TRAIN}*"],
-                ),
-                iam.PolicyStatement(
-                    # Without ListBucket S3 answers 403, not 404, for an object an earlier delivery already moved.
-                    sid="ListOwnPrefixes",
-                    actions=["s3:ListBucket"],
-                    resources=[data_objects],
-                    conditions={
-                        "StringLike": {
-                            "s3:prefix": [f"{p}*" for p in (c.PREFIX_INCOMING, c.PREFIX_TRAIN, c.PREFIX_QUARANTINE)]
-                        }
-                    },
-                ),
-                iam.PolicyStatement(
-                    sid="ReadFallbackSchema",
-                    actions=["s3:GetObject"],
-                    resources=[f"{data_objects}/{c.PREFIX_BASELINE}*"],
-                ),
-                read_models,
-                read_champion,
-                runs_rw,
-                iam.PolicyStatement(
-                    sid="StartTraining",
-                    actions=["lambda:InvokeFunction"],
-                    resources=[self.start.function.function_arn],
-                ),
-                use_data_key,
-                publish,
-                publish_key,
-            ],
+            runtime=runtime,
+            environment={**common, c.ENV_START_FUNCTION: self.start.function.function_name},
             # Sized from retraining.max_file_mb: CPU to check the largest file in time (config.settings).
             timeout=Duration.seconds(INGEST_TIMEOUT_S),
             memory_mb=config.retraining.ingest_memory_mb,
             reserved_concurrency=2,
-            **fn_args,
         )
-        ingest_dlq = encrypted_queue(
-            self, "NewDataDeadLetters", key=data_key, topic=operator_topic, purpose="the new-data queue"
-        )
-        # Encrypted, TLS-only; visibility covers six ingest timeouts, as Lambda advises for SQS sources.
-        self.new_data_queue = sqs.Queue(
-            self,
-            "NewDataQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=data_key,
-            enforce_ssl=True,
-            visibility_timeout=Duration.minutes(30),
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=ingest_dlq, max_receive_count=5),
-        )
-        self.ingest.function.add_event_source(
-            sources.SqsEventSource(
-                self.new_data_queue,
-                batch_size=100,
-                max_batching_window=Duration.seconds(config.retraining.debounce_seconds),
-                report_batch_item_failures=True,
-                max_concurrency=2,
-            )
-        )
-        esm = next(ch for ch in self.ingest.function.node.children if ch.node.id.startswith("SqsEventSource"))
-        acknowledge(
-            esm.node.default_child,
-            "Serverless-LambdaEventSourceMappingDestination",
-            "SQS event sources take no on-failure destination; a message that fails five times moves to the "
-            "queue's own KMS-encrypted dead-letter queue, which alarms when not empty.",
-        )
-        self.ingest.policy.add_statements(
-            iam.PolicyStatement(
-                sid="ConsumeNewDataQueue",
-                actions=[
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes",
-                    "sqs:ChangeMessageVisibility",
-                ],
-                resources=[self.new_data_queue.queue_arn],
-            )
-        )
-
-        # ---- promote ------------------------------------------------------------------------------------------
         self.promote = GlueFunction(
             self,
             "Promote",
             function_name=c.function_name(app, stage, "promote"),
             handler_module="lambdas.promote.handler",
             description="Compares a finished candidate with the champion; registers, deploys, promotes or rejects",
-            environment={
-                **common_env,
-                c.ENV_TRAINING_SETTINGS: settings_env,
-                c.ENV_ENDPOINT_NAME: c.endpoint_name(app, stage),
-                c.ENV_MODEL_PACKAGE_GROUP: model.model_package_group,
-                c.ENV_ROLLBACK_ALARMS: json.dumps(list(settings.endpoint.rollback_alarm_names)),
-            },
-            statements=[
-                read_models,
-                iam.PolicyStatement(
-                    # Without ListBucket S3 answers 403 (AccessDenied), not 404 (NoSuchKey), for a model that is
-                    # not there: with it, a missing model reads as missing, not as a refused permission.
-                    sid="ListModelArtifacts",
-                    actions=["s3:ListBucket"],
-                    resources=[model_objects],
-                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in GLUE_MODEL_PREFIXES]}},
-                ),
-                iam.PolicyStatement(
-                    # evaluation.json beside the candidate's model.tar.gz, for the package's ModelMetrics
-                    sid="WriteModelMetrics",
-                    actions=["s3:PutObject"],
-                    resources=[f"{model_objects}/{c.PREFIX_TRAINING_OUTPUT}*"],
-                ),
-                iam.PolicyStatement(
-                    # UpdateEndpoint with AutoRollbackConfiguration reads the alarms it names.
-                    sid="ReadRollbackAlarms",
-                    actions=["cloudwatch:DescribeAlarms"],
-                    resources=[
-                        f"arn:{self.partition}:cloudwatch:{self.region}:{Aws.ACCOUNT_ID}:alarm:{name}"
-                        for name in settings.endpoint.rollback_alarm_names
-                    ],
-                ),
-                describe_hosting,
-                iam.PolicyStatement(
-                    sid="SetChampion",
-                    actions=["ssm:GetParameter", "ssm:PutParameter"],
-                    resources=[champion_param, f"{champion_param}/previous"],
-                ),
-                iam.PolicyStatement(
-                    sid="RegisterCandidates",
-                    actions=[
-                        "sagemaker:CreateModelPackage",
-                        "sagemaker:UpdateModelPackage",
-                        "sagemaker:DescribeModelPackage",
-                        "sagemaker:ListModelPackages",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=[
-                        arn("sagemaker", f"model-package-group/{model.model_package_group}"),
-                        arn("sagemaker", f"model-package/{model.model_package_group}/*"),
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadTrainingJobs",
-                    actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeHyperParameterTuningJob"],
-                    resources=[
-                        arn("sagemaker", f"training-job/{prefix}-*"),
-                        arn("sagemaker", f"hyper-parameter-tuning-job/{prefix}-*"),
-                    ],
-                ),
-                deploy,
-                pass_role,
-                runs_rw,
-                use_data_key,
-                publish,
-                publish_key,
-            ],
+            runtime=runtime,
+            environment={**common, **deploying, c.ENV_MODEL_PACKAGE_GROUP: model.model_package_group},
             timeout=Duration.minutes(2),
             reserved_concurrency=1,  # decisions about one endpoint are serialized
-            unscoped_reasons=describe_reason,
-            **fn_args,
         )
-
-        # ---- drift monitor ------------------------------------------------------------------------------------
         self.drift = GlueFunction(
             self,
             "DriftMonitor",
             function_name=c.function_name(app, stage, "drift_monitor"),
             handler_module="lambdas.drift_monitor.handler",
             description="PSI of captured requests against the champion's baseline, per feature",
-            environment=common_env,
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadCapture",
-                    actions=["s3:GetObject"],
-                    resources=[f"{data_objects}/{c.PREFIX_CAPTURE}*"],
-                ),
-                iam.PolicyStatement(
-                    sid="ListCapture",
-                    actions=["s3:ListBucket"],
-                    resources=[data_objects],
-                    conditions={"StringLike": {"s3:prefix": [f"{c.PREFIX_CAPTURE}*"]}},
-                ),
-                read_models,
-                read_champion,
-                runs_rw,
-                use_data_key,
-            ],
+            runtime=runtime,
+            environment=common,
             timeout=Duration.minutes(10),
             memory_mb=1024,
             reserved_concurrency=1,
-            **fn_args,
         )
-
-        # ---- alarm responder ----------------------------------------------------------------------------------
         self.responder = GlueFunction(
             self,
             "AlarmResponder",
             function_name=c.function_name(app, stage, "alarm_responder"),
             handler_module="lambdas.alarm_responder.handler",
             description="Endpoint health alarms outside a deployment: a notice with context, rollback if allowed",
-            environment={
-                **common_env,
-                c.ENV_TRAINING_SETTINGS: settings_env,
-                c.ENV_ENDPOINT_NAME: c.endpoint_name(app, stage),
-                c.ENV_ROLLBACK_ALARMS: json.dumps(list(settings.endpoint.rollback_alarm_names)),
-            },
-            statements=[
-                read_champion,
-                deploy,
-                describe_hosting,
-                pass_role,
-                runs_rw,
-                read_models,
-                use_data_key,
-                publish,
-                publish_key,
-            ],
+            runtime=runtime,
+            environment={**common, **deploying},
             reserved_concurrency=1,
-            unscoped_reasons=describe_reason,
-            **fn_args,
+        )
+        functions = (self.start, self.ingest, self.promote, self.drift, self.responder)
+
+        # ---- what each function may do (tests/infrastructure/test_security_baseline.py lists every statement) ---
+        self.access = access = GlueAccess(
+            self, "Access", targets=targets, data_key=data_key, operator_topic=operator_topic
+        )
+        for fn in functions:
+            access.use_data_key(fn)
+            access.use_runs_table(fn)
+        for fn in (self.start, self.ingest, self.promote, self.responder):
+            access.notify_operators(fn)
+        for fn in (self.ingest, self.promote, self.drift, self.responder):
+            access.read_models(fn)
+        for fn in (self.ingest, self.drift, self.responder):
+            access.read_champion(fn)
+        for fn in (self.start, self.promote, self.responder):
+            access.pass_execution_role(fn)
+        for fn in (self.promote, self.responder):
+            access.deploy_to_endpoint(fn)
+        access.use_idempotency_table(self.start)
+        access.start_training_jobs(self.start)
+        access.move_incoming_data(self.ingest)
+        access.invoke_start(self.ingest, self.start)
+        access.judge_candidates(self.promote)
+        access.set_champion(self.promote)
+        access.read_capture(self.drift)
+
+        # ---- how events reach them ----------------------------------------------------------------------------
+        patterns = event_patterns(config, Aws.ACCOUNT_ID)
+        rule_dead_letters = encrypted_queue(
+            self, "RuleDeadLetters", key=data_key, topic=operator_topic, purpose="the EventBridge rules"
+        )
+        self.new_data = NewDataIngestion(
+            self,
+            "NewData",
+            pattern=event_pattern(patterns["NewData"]),
+            ingest=self.ingest,
+            debounce_seconds=config.retraining.debounce_seconds,
+            key=data_key,
+            topic=operator_topic,
+            rule_dead_letters=rule_dead_letters,
+        )
+        access.consume(self.ingest, self.new_data.queue)
+        self.routes = RetrainingRoutes(
+            self,
+            "Routes",
+            patterns=patterns,
+            schedules=config.retraining,
+            functions=GlueFunctions(start=self.start, promote=self.promote, drift=self.drift, responder=self.responder),
+            dead_letters=rule_dead_letters,
+        )
+        self.alarms = RetrainingAlarms(
+            self,
+            "Alarms",
+            app_name=app,
+            stage=stage,
+            settings=config.retraining,
+            lower_is_better=config.training.objective != "binary:logistic",
+            topic=operator_topic,
         )
 
+        # ---- the network perimeter ----------------------------------------------------------------------------
         if config.network.restrict_buckets_to_vpce:
             # The glue functions call S3 from Lambda's network (the VPC has no SQS/SNS/DynamoDB endpoints);
             # IAM scopes them to their prefixes, and the perimeter exempts them by tag.
-            for fn in (self.ingest, self.start, self.promote, self.drift, self.responder):
+            for fn in functions:
                 Tags.of(fn.role).add(PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE)
         if network is not None:
             # The roles that create SageMaker jobs and models cannot create them outside the private network,
@@ -621,127 +300,30 @@ class RetrainingStack(Stack):
                 roles=[self.start.role, self.promote.role, self.responder.role],
                 guard_models=not config.endpoint.serverless,
             )
-        self._routes(config, operator_topic, data_key)
-        self._drift_and_quality_alarms(config, operator_topic)
 
-    # ---- helpers ------------------------------------------------------------------------------------------------
-    def _arn(self, service: str, resource: str) -> str:
-        return f"arn:{self.partition}:{service}:{self.region}:{Aws.ACCOUNT_ID}:{resource}"
 
-    def _routes(self, config: StageConfig, topic: sns.ITopic, data_key: kms.IKey) -> None:
-        patterns = event_patterns(config, Aws.ACCOUNT_ID)
-        rule_dlq = encrypted_queue(self, "RuleDeadLetters", key=data_key, topic=topic, purpose="the EventBridge rules")
-        retry = {"dead_letter_queue": rule_dlq, "retry_attempts": 8, "max_event_age": Duration.hours(12)}
+def _common_environment(config: StageConfig, targets: GlueTargets, topic: sns.ITopic) -> dict[str, str]:
+    """The variables every glue function reads (lambdas/shared/contract.py names them)."""
+    return {
+        c.ENV_STAGE: config.stage,
+        c.ENV_DATA_BUCKET: targets.data_bucket,
+        c.ENV_MODEL_BUCKET: targets.model_bucket,
+        c.ENV_OPERATOR_TOPIC_ARN: topic.topic_arn,
+        c.ENV_CHAMPION_PARAMETER: targets.champion_parameter,
+        c.ENV_RUNS_TABLE: targets.runs_table,
+        c.ENV_RETRAIN_POLICY: json.dumps(retrain_policy(config), separators=(",", ":")),
+        "POWERTOOLS_SERVICE_NAME": f"{config.app_name}-{config.stage}",
+        "POWERTOOLS_METRICS_NAMESPACE": c.METRIC_NAMESPACE,
+    }
 
-        rule_dlq_retry = {"dead_letter_queue": rule_dlq, "retry_attempts": 8}
-        events.Rule(
-            self,
-            "NewData",
-            description="Objects created under incoming/ in the data bucket",
-            event_pattern=self._pattern(patterns["NewData"]),
-        ).add_target(targets.SqsQueue(self.new_data_queue, **rule_dlq_retry))  # type: ignore[arg-type]
-        # (construct id, description, pattern or schedule, function): every Lambda route retries and dead-letters
-        # the same way.
-        routes: list[tuple[str, str, events.EventPattern | events.Schedule, GlueFunction]] = [
-            (
-                "RetrainAlarms",
-                "Drift or model-quality alarm: retrain",
-                self._pattern(patterns["RetrainAlarms"]),
-                self.start,
-            ),
-            (
-                "Schedule",
-                "Scheduled retraining, only when new accepted data has arrived",
-                events.Schedule.expression(config.retraining.schedule),
-                self.start,
-            ),
-            (
-                "TrainingFinished",
-                "Our training jobs reached a terminal state",
-                self._pattern(patterns["TrainingFinished"]),
-                self.promote,
-            ),
-            (
-                "TuningFinished",
-                "Our tuning jobs reached a terminal state",
-                self._pattern(patterns["TuningFinished"]),
-                self.promote,
-            ),
-            (
-                "EndpointChanged",
-                "Our endpoint changed state: a deployment finished or rolled back",
-                self._pattern(patterns["EndpointChanged"]),
-                self.promote,
-            ),
-            (
-                "DriftSchedule",
-                "Scheduled drift check of captured requests",
-                events.Schedule.expression(config.retraining.drift_schedule),
-                self.drift,
-            ),
-            (
-                "EndpointUnhealthy",
-                "The endpoint's composite health alarm fired",
-                self._pattern(patterns["EndpointUnhealthy"]),
-                self.responder,
-            ),
-        ]
-        for construct_id, description, trigger, fn in routes:
-            is_schedule = isinstance(trigger, events.Schedule)
-            events.Rule(
-                self,
-                construct_id,
-                description=description,
-                schedule=trigger if is_schedule else None,  # type: ignore[arg-type]
-                event_pattern=None if is_schedule else trigger,  # type: ignore[arg-type]
-            ).add_target(targets.LambdaFunction(fn.function, **retry))  # type: ignore[arg-type]
 
-    @staticmethod
-    def _pattern(p: dict[str, Any]) -> events.EventPattern:
-        return events.EventPattern(source=p["source"], detail_type=p["detail-type"], detail=p["detail"])
-
-    def _drift_and_quality_alarms(self, config: StageConfig, topic: sns.ITopic) -> None:
-        app, stage = config.app_name, config.stage
-        dims = {c.METRIC_DIMENSION: stage}
-        drift = cloudwatch.Alarm(
-            self,
-            "DriftAlarm",
-            alarm_name=c.alarm_name(app, stage, c.DRIFT_ALARM_SUFFIX),
-            alarm_description=f"A feature's PSI against the champion's baseline is above "
-            f"{config.retraining.drift_psi_threshold}: the input distribution moved; retraining starts.",
-            metric=cloudwatch.Metric(
-                namespace=c.METRIC_NAMESPACE,
-                metric_name=c.METRIC_MAX_PSI,
-                dimensions_map=dims,
-                statistic="Maximum",
-                period=Duration.hours(1),
-            ),
-            threshold=config.retraining.drift_psi_threshold,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        lower_is_better = config.training.objective != "binary:logistic"
-        quality = cloudwatch.Alarm(
-            self,
-            "QualityAlarm",
-            alarm_name=c.alarm_name(app, stage, c.QUALITY_ALARM_SUFFIX),
-            alarm_description="The champion's metric on labelled live traffic (published by your ground-truth "
-            "job as sagecycle/LiveModelQuality) crossed the promotion floor; retraining starts.",
-            metric=cloudwatch.Metric(
-                namespace=c.METRIC_NAMESPACE,
-                metric_name=c.METRIC_LIVE_QUALITY,
-                dimensions_map=dims,
-                statistic="Average",
-                period=Duration.hours(6),
-            ),
-            threshold=config.retraining.metric_floor,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
-            if lower_is_better
-            else cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        for alarm in (drift, quality):
-            alarm.add_alarm_action(actions.SnsAction(topic))
-        self.drift_alarm, self.quality_alarm = drift, quality
+def _deployed_settings(settings: TrainingSpecSettings, data_key: kms.IKey, network: PrivateNetwork | None) -> str:
+    """TRAINING_SETTINGS with the sentinels replaced by tokens (a Python string with tokens renders as Fn::Join)."""
+    text = settings.to_json().replace(settings.kms_key_arn, data_key.key_arn)
+    if network is not None:
+        for sentinel, token in (
+            *zip(_SENTINEL_SUBNETS, network.subnet_ids, strict=False),
+            *zip(_SENTINEL_GROUPS, network.security_group_ids, strict=False),
+        ):
+            text = text.replace(sentinel, token)
+    return text.replace(_SENTINEL_ACCOUNT, Aws.ACCOUNT_ID)

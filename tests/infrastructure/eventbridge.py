@@ -16,7 +16,7 @@ from tests.infrastructure.conftest import Synthesized
 
 ACCOUNT = "123456789012"
 
-# The construct ids of the Retraining stack's event-pattern rules (schedules have no pattern).
+# The Retraining stack's event-pattern rules (schedules have no pattern): the new-data rule and the routes' ids.
 PATTERN_RULES = (
     "NewData",
     "RetrainAlarms",
@@ -43,11 +43,13 @@ def resolve(value: Any, outputs: dict[str, str] | None = None) -> Any:
     return value
 
 
-def rule_logical_id(s: Synthesized, construct_id: str) -> str:
+def rule_logical_id(s: Synthesized, rule: str) -> str:
+    """The logical id of a rule of the Retraining stack: the new-data rule, or a route by its construct id."""
     stack = s.stage.retraining
-    cfn = stack.node.find_child(construct_id).node.default_child
+    construct = stack.new_data.rule if rule == "NewData" else stack.routes.rules[rule]
+    cfn = construct.node.default_child
     assert isinstance(cfn, CfnResource)
-    return Stack.of(cfn).resolve(cfn.logical_id)  # type: ignore[no-any-return]
+    return Stack.of(cfn).resolve(cfn.logical_id)
 
 
 def synthesized_patterns(s: Synthesized) -> dict[str, dict[str, Any]]:

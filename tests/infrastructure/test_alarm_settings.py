@@ -49,8 +49,8 @@ def expected_alarms(config: StageConfig) -> dict[tuple[str, str], Expected]:
         ("Endpoint", "AlarmsOverheadLatency"): Expected(GT, slo_us // 2, 60, 5, 3),
         ("Endpoint", "AlarmsNoInvocations"): Expected(LT, 1, 300, idle, idle, missing="breaching"),
         # Retraining: a feature drifted, or the champion's live metric crossed the floor (direction by objective).
-        ("Retraining", "DriftAlarm"): Expected(GT, r.drift_psi_threshold, 3600, 1),
-        ("Retraining", "QualityAlarm"): Expected(
+        ("Retraining", "AlarmsDrift"): Expected(GT, r.drift_psi_threshold, 3600, 1),
+        ("Retraining", "AlarmsQuality"): Expected(
             LT if config.training.objective == "binary:logistic" else GT, r.metric_floor, 6 * 3600, 1
         ),
         # Any message in a dead-letter queue, within a minute.
@@ -136,8 +136,8 @@ def test_named_alarms_keep_the_names_the_functions_and_rules_use(synthesized: Sy
     alarms = _alarms(synthesized)
     app, stage = "sagecycle", synthesized.config.stage
     by_key = {
-        ("Retraining", "DriftAlarm"): c.alarm_name(app, stage, c.DRIFT_ALARM_SUFFIX),
-        ("Retraining", "QualityAlarm"): c.alarm_name(app, stage, c.QUALITY_ALARM_SUFFIX),
+        ("Retraining", "AlarmsDrift"): c.alarm_name(app, stage, c.DRIFT_ALARM_SUFFIX),
+        ("Retraining", "AlarmsQuality"): c.alarm_name(app, stage, c.QUALITY_ALARM_SUFFIX),
         ("Endpoint", "AlarmsErrors5xx"): c.alarm_name(app, stage, c.ENDPOINT_ALARMS["errors_5xx"]),
         ("Endpoint", "AlarmsModelLatency"): c.alarm_name(app, stage, c.ENDPOINT_ALARMS["model_latency"]),
     }

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from aws_cdk import App, CfnResource, Stack
-from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, ServerlessChecks
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks, ServerlessChecks
 
 from config.settings import load_config
 from stacks.constructs.keys import EncryptionKeys
 from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket
 from tests.infrastructure.conftest import Synthesized, cdk_context
 
-PACKS = {
+PACKS: dict[str, Callable[[], NagPack]] = {
     "AwsSolutions": AwsSolutionsChecks,
     "HIPAA.Security": HIPAASecurityChecks,
     "NIST.800.53.R5": NIST80053R5Checks,

@@ -25,7 +25,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
 from lambdas.shared import contract as c
-from stacks.constructs.glue_function import OUTSIDE_VPC_REASON, UNSCOPED_ACTIONS, GlueFunction
+from stacks.constructs.glue_function import (
+    OUTSIDE_VPC_REASON,
+    UNSCOPED_ACTIONS,
+    GlueFunction,
+    GluePolicyError,
+    GlueRuntime,
+)
 from stacks.constructs.sagemaker_role import NETWORK_INTERFACE_ACTIONS, NetworkScope, SageMakerExecutionRole
 from stacks.nag import FINDINGS, exempt
 from tests.infrastructure.conftest import Synthesized, cdk_context
@@ -540,58 +546,109 @@ def test_glue_unscoped_policies_hold_only_the_actions_without_resource_level_per
         }
 
 
-def _probe_glue(stack: Stack) -> GlueFunction:
+def _probe_runtime(stack: Stack) -> GlueRuntime:
     key = kms.Key(stack, "Key", enable_key_rotation=True)
-    return GlueFunction(
-        stack,
-        "Probe",
-        function_name="probe-fn",
-        handler_module="lambdas.ingest.handler",
-        description="probe",
+    return GlueRuntime(
         code=lambda_.Code.from_inline("def handler(event, context): return None"),
         layer=lambda_.LayerVersion.from_layer_version_arn(
             stack, "Layer", "arn:aws:lambda:us-east-1:123456789012:layer:probe:1"
         ),
-        environment={"STAGE": "dev"},
-        statements=[iam.PolicyStatement(sid="ReadOne", actions=["s3:GetObject"], resources=["arn:aws:s3:::b/k"])],
         log_key=key,
         dlq_key=key,
         environment_key=key,
         metric_namespace=c.METRIC_NAMESPACE,
         topic=sns.Topic(stack, "Topic", master_key=key, enforce_ssl=True),
         log_retention_days=30,
-        timeout=Duration.seconds(10),
     )
 
 
+def _probe_glue(stack: Stack) -> GlueFunction:
+    glue = GlueFunction(
+        stack,
+        "Probe",
+        function_name="probe-fn",
+        handler_module="lambdas.ingest.handler",
+        description="probe",
+        runtime=_probe_runtime(stack),
+        environment={"STAGE": "dev"},
+        timeout=Duration.seconds(10),
+    )
+    glue.add_statements(iam.PolicyStatement(sid="ReadOne", actions=["s3:GetObject"], resources=["arn:aws:s3:::b/k"]))
+    return glue
+
+
+def _probe_stack() -> Stack:
+    return Stack(App(context=cdk_context()), "Probe", env={"region": "us-east-1", "account": "123456789012"})
+
+
 def test_a_glue_statement_on_star_is_refused_at_synth() -> None:
-    # GIVEN a glue function asked for a statement on "*"
-    stack = Stack(App(context=cdk_context()), "Probe", env={"region": "us-east-1", "account": "123456789012"})
-    key = kms.Key(stack, "Key", enable_key_rotation=True)
-    # WHEN it is built / THEN synth stops with the statement named
-    with pytest.raises(ValueError, match="statement Sneaky is on '\\*'"):
-        GlueFunction(
-            stack,
-            "Probe",
-            function_name="probe-fn",
-            handler_module="lambdas.ingest.handler",
-            description="probe",
-            code=lambda_.Code.from_inline("def handler(event, context): return None"),
-            layer=lambda_.LayerVersion.from_layer_version_arn(stack, "Layer", "arn:aws:lambda:us-east-1:1:layer:p:1"),
-            environment={},
-            statements=[iam.PolicyStatement(sid="Sneaky", actions=["s3:GetObject"], resources=["*"])],
-            log_key=key,
-            dlq_key=key,
-            environment_key=key,
-            metric_namespace=c.METRIC_NAMESPACE,
-            topic=sns.Topic(stack, "Topic", master_key=key),
-            log_retention_days=30,
-        )
+    # GIVEN a glue function
+    glue = _probe_glue(_probe_stack())
+    # WHEN it is given a statement on "*"
+    # THEN synth stops, and the error says which rule the statement broke
+    with pytest.raises(GluePolicyError) as refused:
+        glue.add_statements(iam.PolicyStatement(sid="Sneaky", actions=["s3:GetObject"], resources=["*"]))
+    assert refused.value.code == "on-star"
+
+
+def test_a_glue_statement_without_a_sid_of_its_own_is_refused() -> None:
+    # GIVEN a glue function whose policy already has a statement ReadOne
+    glue = _probe_glue(_probe_stack())
+    # WHEN a second statement takes the same sid, or none / THEN both are refused: every permission has a name
+    for sid in ("ReadOne", None):
+        with pytest.raises(GluePolicyError) as refused:
+            glue.add_statements(iam.PolicyStatement(sid=sid, actions=["s3:PutObject"], resources=["arn:aws:s3:::b/k"]))
+        assert refused.value.code == "no-sid"
+
+
+def test_a_cdk_grant_lands_in_the_function_policy_under_its_sid() -> None:
+    # GIVEN a glue function and an encrypted topic of the same stack
+    stack = _probe_stack()
+    glue = _probe_glue(stack)
+    topic = sns.Topic(stack, "Notices", master_key=kms.Key(stack, "NoticesKey", enable_key_rotation=True))
+    # WHEN CDK's grant method grants publishing, with exactly the two key actions SNS needs
+    topic.grants.actions(glue.grantee("Notify"), ["sns:Publish"], key_actions=["kms:GenerateDataKey", "kms:Decrypt"])
+    template = Template.from_stack(stack)
+    # THEN the statements are in the function's managed policy, named, and no inline policy was made for them
+    template.has_resource_properties(
+        "AWS::IAM::ManagedPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Sid": "Notify", "Action": "sns:Publish", "Resource": {"Ref": Match.any_value()}}
+                        ),
+                        Match.object_like(
+                            {
+                                "Sid": "NotifyKey",
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                                "Resource": {"Fn::GetAtt": [Match.string_like_regexp("^NoticesKey"), "Arn"]},
+                            }
+                        ),
+                    ]
+                )
+            },
+            "Roles": [{"Ref": Match.string_like_regexp("^ProbeRole")}],
+        },
+    )
+    assert template.find_resources("AWS::IAM::Policy") == {}
+
+
+def test_a_cdk_grant_that_widens_to_a_wildcard_is_refused() -> None:
+    # GIVEN a glue function and a function it could invoke
+    stack = _probe_stack()
+    glue = _probe_glue(stack)
+    # WHEN CDK's grant_invoke is used (it grants "<arn>:*", every version and alias, besides the function)
+    # THEN the grant is refused: a grant method that widens is written out as a statement instead (the error
+    # crosses jsii as a RuntimeError that keeps the message, which starts with the error's code)
+    with pytest.raises(RuntimeError, match=r"^wide-grant: "):
+        glue.function.grant_invoke(glue.grantee("InvokeSelf"))
 
 
 def test_a_star_added_to_a_glue_policy_later_is_a_nag_finding() -> None:
     # GIVEN a glue function that passes AwsSolutions as built
-    stack = Stack(App(context=cdk_context()), "Probe", env={"region": "us-east-1", "account": "123456789012"})
+    stack = _probe_stack()
     glue = _probe_glue(stack)
     iam5 = [f for f in findings(stack, "AwsSolutions") if "IAM5" in f and "Resource::*" in f]
     assert iam5 == []

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 
-from lambdas.promote.logic import Settings
+from lambdas.promote.settings import Settings
 from lambdas.shared import artifacts, packages, runs
 from lambdas.shared.contract import CROSS_ACCOUNT_READ_PREFIX, FUNCTIONS, PREFIX_APPROVED, bucket_name
 from lambdas.shared.deployments import Deployment, champion_record, set_champion, start_promotion

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.promote import approval, logic
+from lambdas.promote import approval, endpoints, logic
 from lambdas.shared.contract import (
     FUNCTIONS,
     METRIC_CANDIDATE_APPROVED,
@@ -92,7 +92,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         endpoint = parse_endpoint_event(event)
         logger.append_keys(endpoint=endpoint.endpoint_name, endpoint_status=endpoint.status)
         try:
-            result = logic.handle_endpoint(endpoint, config, utcnow())
+            result = endpoints.handle_endpoint(endpoint, config, utcnow())
         except Exception:
             logger.exception("endpoint event failed; it will be retried")
             raise

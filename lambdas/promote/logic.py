@@ -47,9 +47,8 @@ redelivered or retried event finishes what an earlier attempt started and repeat
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -58,103 +57,22 @@ from botocore.exceptions import ClientError
 
 from lambdas.promote.decision import TUNING_CHILD_NAME, Candidate, Verdict, decide_promotion, distrust
 from lambdas.promote.registry import register_package
+from lambdas.promote.settings import Settings
 from lambdas.shared import artifacts, runs
 from lambdas.shared.contract import (
-    ENV_ACCOUNT_ROLE,
-    ENV_CHAMPION_PARAMETER,
-    ENV_ENDPOINT_NAME,
-    ENV_MODEL_PACKAGE_GROUP,
-    ENV_OPERATOR_TOPIC_ARN,
-    ENV_PACKAGE_APPROVAL,
-    ENV_PEER_ACCOUNT,
-    ENV_ROLLBACK_ALARMS,
-    ENV_RUNS_TABLE,
-    ENV_STAGE,
     FUNCTIONS,
 )
 from lambdas.shared.deployments import (
     Deployment,
     champion_record,
-    create_model_and_config,
-    deployment_outcome,
-    describe_endpoint,
-    finish_deployment,
-    previous_parameter,
-    record_started,
     start_promotion,
-    start_update,
 )
-from lambdas.shared.events import EndpointChange, TrainingJobChange, TuningJobChange
-from lambdas.shared.function_settings import retrain_policy, training_settings
-from lambdas.shared.jobspec import TrainingSpecSettings, resource_name
-from lambdas.shared.policy import RetrainPolicy
-from lambdas.shared.runtime import ConfigError, client, env_arn, env_str, env_str_list, epoch, error_code, iso
+from lambdas.shared.events import TrainingJobChange, TuningJobChange
+from lambdas.shared.runtime import client, epoch, error_code, iso
 from lambdas.shared.telemetry import notify
 
 logger = Logger(service=FUNCTIONS["promote"], child=True)
-# A champion the endpoint strayed from is re-deployed at most once in this window (no loops).
-REASSERT_WINDOW: Final = timedelta(hours=24)
 UNTRUSTED_NOTICE: Final = timedelta(days=30)  # one operator notice per untrusted job name in this window
-ACCOUNT_ROLES: Final = ("single", "build", "serving")
-APPROVALS: Final = ("automatic", "manual")
-
-
-@dataclass(frozen=True)
-class Settings:
-    stage: str
-    runs_table: str
-    operator_topic_arn: str
-    champion_parameter: str
-    model_package_group: str
-    endpoint_name: str
-    rollback_alarms: tuple[str, ...]
-    training: TrainingSpecSettings
-    policy: RetrainPolicy
-    role: str = "single"  # config accounts.role
-    peer_account: str | None = None  # build: the serving account; serving: the build account it trusts
-    approval: str = "automatic"  # how a candidate that passes is registered
-
-    @property
-    def previous_parameter(self) -> str:
-        return previous_parameter(self.champion_parameter)
-
-    @property
-    def writes_packages(self) -> bool:
-        """A serving account's packages are the build account's: it reads them, never changes them."""
-        return self.role != "serving"
-
-    @property
-    def deploys_candidates(self) -> bool:
-        """Single account: an approved candidate goes to the endpoint. Build: it waits in the registry."""
-        return self.role == "single" and self.approval == "automatic"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        role = environ.get(ENV_ACCOUNT_ROLE, "single")
-        approval = environ.get(ENV_PACKAGE_APPROVAL, "automatic")
-        if role not in ACCOUNT_ROLES:
-            raise ConfigError(f"{ENV_ACCOUNT_ROLE} {role!r} is not one of {', '.join(ACCOUNT_ROLES)}")
-        if approval not in APPROVALS:
-            raise ConfigError(f"{ENV_PACKAGE_APPROVAL} {approval!r} is not one of {', '.join(APPROVALS)}")
-        peer = environ.get(ENV_PEER_ACCOUNT) or None
-        if (role == "single") != (peer is None) or (peer is not None and not (peer.isdigit() and len(peer) == 12)):
-            raise ConfigError(
-                f"{ENV_PEER_ACCOUNT} must be a 12-digit account exactly when {ENV_ACCOUNT_ROLE} is not single"
-            )
-        return cls(
-            stage=env_str(ENV_STAGE, environ),
-            runs_table=env_str(ENV_RUNS_TABLE, environ),
-            operator_topic_arn=env_arn(ENV_OPERATOR_TOPIC_ARN, "sns", environ),
-            champion_parameter=env_str(ENV_CHAMPION_PARAMETER, environ),
-            model_package_group=env_str(ENV_MODEL_PACKAGE_GROUP, environ),
-            endpoint_name=env_str(ENV_ENDPOINT_NAME, environ),
-            rollback_alarms=env_str_list(ENV_ROLLBACK_ALARMS, environ),
-            training=training_settings(environ),
-            policy=retrain_policy(environ),
-            role=role,
-            peer_account=peer,
-            approval=approval,
-        )
 
 
 # ------------------------------------------------------------------------------------------- candidates
@@ -535,91 +453,3 @@ def deploy_candidate(
     if candidate.tuning_job:
         record["tuning_job"] = candidate.tuning_job
     return start_promotion(settings, record, alarm_names=settings.rollback_alarms, now=now)
-
-
-# ------------------------------------------------------------------------------------ endpoint events
-
-
-def handle_endpoint(change: EndpointChange, settings: Settings, now: datetime) -> dict[str, Any]:
-    if change.endpoint_name != settings.endpoint_name:
-        return {"ignored": f"endpoint {change.endpoint_name} is not ours"}
-    table = settings.runs_table
-    pointer = runs.get_item(table, runs.DEPLOYMENT)
-    if not pointer:
-        return reassert_champion(settings, now)
-    config = str(pointer["endpoint_config_name"])
-    deployment = runs.get_item(table, runs.deployment_key(config))
-    if not deployment:
-        logger.error("deployment pointer without a record; clearing it", extra={"endpoint_config": config})
-        runs.delete_item(table, runs.DEPLOYMENT)
-        return {"ignored": "dangling deployment pointer"}
-    endpoint = describe_endpoint(settings.endpoint_name)
-    if endpoint is None:
-        logger.error("endpoint vanished during a deployment", extra={"endpoint_config": config})
-        return finish_deployment(deployment, "failed", "the endpoint no longer exists", settings, now)
-    if deployment.get("status") == "queued":
-        if endpoint.get("EndpointStatus") == "InService":
-            start_update(config, settings, settings.rollback_alarms)
-            runs.update_item(
-                table, runs.deployment_key(config), set_values={"status": "pending", "started_at": epoch(now)}
-            )
-            return {"endpoint_config": config, "deployment": "started"}
-        return {"endpoint_config": config, "deployment": "queued"}
-    outcome = deployment_outcome(deployment, endpoint)
-    if outcome == "in_progress":
-        logger.info(
-            "deployment in progress", extra={"endpoint_config": config, "status": endpoint.get("EndpointStatus")}
-        )
-        return {"endpoint_config": config, "deployment": "in_progress"}
-    reason = str(endpoint.get("FailureReason") or "")
-    if outcome == "rolled_back" and not reason:
-        reason = f"deployment rolled back: the endpoint serves {endpoint.get('EndpointConfigName')} again"
-    return finish_deployment(deployment, outcome, reason, settings, now)
-
-
-def reassert_champion(settings: Settings, now: datetime) -> dict[str, Any]:
-    """Outside our own deployments, the endpoint must still serve the champion.
-
-    A CloudFormation update that fails rolls the endpoint back to the model CloudFormation made last, which
-    may be older than a champion promoted since; a manual UpdateEndpoint can do the same. When the endpoint
-    is InService on another model, the champion goes back in through the same guarded update, at most once
-    per champion per REASSERT_WINDOW, so a champion that keeps failing cannot make a loop.
-    """
-    endpoint = describe_endpoint(settings.endpoint_name)
-    if endpoint is None or endpoint.get("EndpointStatus") != "InService":
-        return {"ignored": "no deployment in flight"}
-    champion = artifacts.champion_url(settings.champion_parameter)
-    serving = artifacts.serving_model_url(endpoint)
-    if champion is None or serving is None or serving == champion:
-        return {"ignored": "the endpoint serves the champion"}
-    claimed = runs.put_item(
-        settings.runs_table,
-        runs.reassert_key(champion),
-        {"serving_was": serving, "at": epoch(now), "expires_at": epoch(now + REASSERT_WINDOW)},
-        condition="attribute_not_exists(pk) OR expires_at < :now",
-        values={":now": epoch(now)},
-    )
-    context = {"endpoint": settings.endpoint_name, "champion": champion, "serving": serving}
-    if not claimed:
-        logger.error("endpoint still off the champion after a re-deployment; not retrying", extra=context)
-        return {"ignored": "champion already re-deployed in this window", **context}
-    name = resource_name(f"{settings.training.job_name_prefix}-ch", champion, max_length=63)
-    create_model_and_config(settings.training, name=name, model_data_url=champion, run_id=name)
-    record: Deployment = {
-        "kind": "reassert",
-        "endpoint_config_name": name,
-        "model_data_url": champion,
-        "replaced_model_data_url": serving,
-        "status": "pending",
-        "started_at": epoch(now),
-        "started_at_iso": iso(now),
-    }
-    record_started(settings.runs_table, record)
-    start_update(name, settings, settings.rollback_alarms)
-    logger.warning("endpoint was serving another model; champion re-deployed", extra=context)
-    notify(
-        settings.operator_topic_arn,
-        f"sagecycle {settings.stage}: endpoint was off the champion - re-deploying it",
-        {"event": "champion-reasserted", "stage": settings.stage, **context, "endpoint_config": name},
-    )
-    return {"endpoint_config": name, "deployment": "reassert", **context}

@@ -173,8 +173,8 @@ def test_local_runs_default_to_a_checkpoint_directory_of_their_own(monkeypatch: 
     for name in ("SM_CHECKPOINT_DIR", "TRAINING_JOB_NAME", "SM_TRAINING_ENV"):
         monkeypatch.delenv(name, raising=False)
     # WHEN the default is taken, and again inside a training job
-    local = train._default_checkpoint_dir({})
-    in_job = train._default_checkpoint_dir({"TRAINING_JOB_NAME": "job-1"})
+    local = train.default_checkpoint_dir({})
+    in_job = train.default_checkpoint_dir({"TRAINING_JOB_NAME": "job-1"})
     # THEN a local run gets its own directory, never the shared /opt/ml/checkpoints a job restores
     assert local != "/opt/ml/checkpoints" and str(os.getpid()) in local
     assert in_job == "/opt/ml/checkpoints"

@@ -13,9 +13,10 @@ import pytest
 from stacks.packaging import build_sourcedir
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "training_scripts"
-CONTAINER_SCRIPTS = ["train.py", "data_io.py", "evaluation.py", "metrics_format.py", "hyperparameters.py"]
-# What the container has besides the standard library.
-CONTAINER_PACKAGES = {"numpy", "pandas", "scipy", "sklearn", "pyarrow", "xgboost"}
+# Every module of the source tarball: train.py and its siblings, inference.py and its serving_*.py modules.
+CONTAINER_SCRIPTS = sorted(p.name for p in SCRIPTS.glob("*.py") if p.name != "__init__.py")
+# What the container has besides the standard library (sagemaker_inference: its serving toolkit).
+CONTAINER_PACKAGES = {"numpy", "pandas", "scipy", "sklearn", "pyarrow", "xgboost", "sagemaker_inference"}
 # The source tarball's own modules: the scripts beside train.py, and the shared contract package at its root.
 SIBLINGS = {Path(name).stem for name in CONTAINER_SCRIPTS} | {"contract"}
 

@@ -5,31 +5,20 @@ made through the local AWS leave the endpoint `Creating` / `Updating` and hand t
 (the scenario's loop calls it) does what SageMaker would have done by now, on the simulated clock:
 
 - Each production variant of an endpoint config becomes one serving process, started the way the container
-  starts a model: `python -m sagecycle.cli serve <model.tar.gz downloaded from the model's ModelDataUrl> --env K=V
-  (the model's container Environment) --workers 1 --port <free>`. It must answer `GET /ping` in time, or the
-  endpoint goes `Failed` (CreateEndpoint) or the update is rolled back (UpdateEndpoint), with SageMaker's failure
-  reason ("... did not pass the ping health check ...").
-- UpdateEndpoint follows the request's DeploymentConfig (BlueGreenUpdatePolicy): the green fleet is launched beside
-  the blue one; CANARY gives it CanarySize of the traffic and bakes WaitIntervalInSeconds, then the rest; LINEAR
-  shifts LinearStepSize per WaitIntervalInSeconds; ALL_AT_ONCE shifts everything at once. After the full shift it
-  bakes TerminationWaitInSeconds and then stops the blue fleet. During every baking period the
-  AutoRollbackConfiguration alarms are read from the local CloudWatch (whoever evaluates them sets their state):
-  one in ALARM, or MaximumExecutionTimeoutInSeconds passing, rolls the traffic back to the blue fleet and stops the
-  green one; DescribeEndpoint then says InService on the old config with the FailureReason. Without a
-  DeploymentConfig the update is all at once with no baking, as SageMaker's default.
+  starts a model (`serving_process`). It must answer `GET /ping` in time, or the endpoint goes `Failed`
+  (CreateEndpoint) or the update is rolled back (UpdateEndpoint), with SageMaker's failure reason ("... did not pass
+  the ping health check ...").
+- UpdateEndpoint follows the request's DeploymentConfig: blue/green with canary, linear or all-at-once traffic
+  shifting, baking, alarm and timeout rollback (`blue_green`).
 - An endpoint already InService when the hosting registered (made by plain moto before it) is adopted: the first
   `reconcile()` starts its fleet, so every InService endpoint is served by real processes.
 - Each step emits the documented events through `emit` ("SageMaker Endpoint State Change", "SageMaker Endpoint
-  Deployment State Change" with the PendingDeploymentSummary and VariantStatus) and records the timeline.
+  Deployment State Change" with the PendingDeploymentSummary and VariantStatus, `sagemaker_events`) and records the
+  timeline.
 
-`runtime_url` is a real HTTP server that is sagemaker-runtime (`boto3.client("sagemaker-runtime",
-endpoint_url=hosting.runtime_url)`): InvokeEndpoint reaches the endpoint's variants split by their current weights
-(blue vs green fleet during a deployment; `TargetVariant` honoured), writes data capture to S3 as the endpoint
-config's DataCaptureConfig says (SageMaker's layout and record format, `sagecycle.serve.DataCapture`), and
-publishes per-variant `Invocations`, `Invocation4XXErrors`, `Invocation5XXErrors` (1 or 0 per request, as SageMaker
-sends them), `ModelLatency` and `OverheadLatency` (microseconds) to the local CloudWatch, namespace AWS/SageMaker,
-dimensions EndpointName and VariantName, stamped with the simulated time. They are written into moto's CloudWatch
-backend as the service itself would publish them (a customer's PutMetricData may not use an AWS/ namespace).
+`runtime_url` is a real HTTP server that is sagemaker-runtime (`runtime`): InvokeEndpoint reaches the endpoint's
+variants split by their current weights (blue vs green fleet during a deployment; `TargetVariant` honoured), and
+leaves data capture in S3 and the variant's metrics in the local CloudWatch.
 
 Known differences from SageMaker, kept on purpose: one process per variant whatever its instance count; a canary's
 share of the traffic is its CanarySize as a fraction of the fleet (not rounded to whole instances); capture and
@@ -44,22 +33,21 @@ import copy
 import http.client
 import json
 import logging
-import math
 import random
-import re
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sagecycle.local_training import free_port
 from sagecycle.rehearsal import ACCOUNT  # moto's account
+from sagecycle.rehearsal.blue_green import (
+    BlueGreenDeployments,
+    EndpointState,
+    Fleet,
+)
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import (
     LOCK,
@@ -68,8 +56,16 @@ from sagecycle.rehearsal.moto_sagemaker import (
     install_moto_extensions,
     naive_utc,
     register_endpoint_manager,
-    switch_config,
     unregister_endpoint_manager,
+)
+from sagecycle.rehearsal.runtime import (
+    FORWARDED,
+    CaptureSettings,
+    RuntimeAnswer,
+    RuntimeServer,
+    Telemetry,
+    error_response,
+    runtime_handler,
 )
 from sagecycle.rehearsal.sagemaker_events import endpoint_event
 from sagecycle.rehearsal.serving_process import (
@@ -84,91 +80,12 @@ from sagecycle.rehearsal.serving_process import (
     wait_healthy,
 )
 from sagecycle.rehearsal.timeline import Timeline
-from sagecycle.serve import DataCapture
 
 LOG = logging.getLogger("sagecycle.rehearsal.hosting")
-METRIC_NAMESPACE = "AWS/SageMaker"
-RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
-# Our wording (AWS does not publish the text of these reasons).
-ALARM_ROLLBACK = "Deployment rolled back: CloudWatch alarm(s) {alarms} went into ALARM during the baking period."
-TIMEOUT_ROLLBACK = "Deployment rolled back: it did not finish within MaximumExecutionTimeoutInSeconds ({seconds} s)."
 Emit = Callable[[dict[str, Any]], Any]
 
 
-@dataclass
-class CaptureSettings:
-    """An endpoint config's DataCaptureConfig."""
-
-    destination: str  # s3://bucket/prefix
-    sampling_percent: float
-    modes: frozenset[str]
-    kms_key_id: str | None
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> CaptureSettings | None:
-        if not config or not config.get("EnableCapture", True) or not config.get("DestinationS3Uri"):
-            return None
-        modes = frozenset(str(o.get("CaptureMode")) for o in config.get("CaptureOptions") or []) or frozenset(
-            {"Input", "Output"}
-        )
-        return cls(
-            destination=str(config["DestinationS3Uri"]).rstrip("/"),
-            sampling_percent=float(config.get("InitialSamplingPercentage", 100)),
-            modes=modes,
-            kms_key_id=config.get("KmsKeyId"),
-        )
-
-
-@dataclass
-class Fleet:
-    """The serving processes of one endpoint config behind one endpoint, with the variants' weights."""
-
-    config: str
-    processes: dict[str, ServingProcess]
-    weights: dict[str, float]
-    instance_counts: dict[str, int]
-    capture: CaptureSettings | None
-
-    def routes(self, share: float) -> list[tuple[ServingProcess, float]]:
-        total = sum(self.weights.values()) or 1.0
-        return [(p, share * self.weights[name] / total) for name, p in self.processes.items()]
-
-
-@dataclass
-class Deployment:
-    """An UpdateEndpoint in progress: the green fleet and where the traffic shift stands."""
-
-    request: EndpointRequest
-    green: Fleet | None = None
-    routing: str = "ALL_AT_ONCE"
-    wait_s: int = 0
-    termination_s: int = 0
-    timeout_s: int | None = None
-    step: float = 1.0  # the canary's or each linear step's share of the traffic
-    step_label: str = ""
-    alarms: tuple[str, ...] = ()
-    phase: str = "launching"  # launching, baking (a canary or linear step), final (TerminationWait), done
-    phase_started: datetime | None = None
-    phase_ends: datetime | None = None
-    share: float = 0.0  # of the traffic to the green fleet
-    record: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class EndpointState:
-    name: str
-    blue: Fleet | None = None
-    deployment: Deployment | None = None
-
-
-@dataclass
-class _Invocation:
-    status: int
-    body: bytes
-    headers: list[tuple[str, str]]
-
-
-class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
+class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["LocalHosting"]):
     """SageMaker hosting on this machine for the endpoints of the local AWS (see the module's docstring).
 
     Args:
@@ -211,14 +128,11 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         self._endpoints: dict[str, EndpointState] = {}
         self._lock = threading.RLock()  # routing state
         self._rng = random.Random(seed)
-        self._capture_lock = threading.Lock()
-        self._captures: dict[tuple[str, str, str], tuple[DataCapture, CaptureSettings, Path]] = {}
-        self._metrics: list[dict[str, Any]] = []
-        self._metrics_lock = threading.Lock()
         self._clients: dict[str, Any] = {}
+        self._telemetry = Telemetry(self.work_dir, account, self.region, lambda: self.client("s3"))
         self._closed = False
         register_endpoint_manager(account, self.region, self)
-        self._server = _RuntimeServer(("127.0.0.1", 0), _runtime_handler(self))
+        self._server = RuntimeServer(("127.0.0.1", 0), runtime_handler(self.invoke))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="sagemaker-runtime", daemon=True)
         self._thread.start()
@@ -298,8 +212,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
 
     def flush(self) -> None:
         """Writes buffered data capture to S3 and metrics to CloudWatch."""
-        self._flush_capture()
-        self._flush_metrics()
+        self._telemetry.flush()
 
     def routes(self, endpoint_name: str) -> list[dict[str, Any]]:
         """The endpoint's current traffic split: [{"config", "variant", "model", "weight", "url"}]."""
@@ -393,214 +306,6 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
             for process in fleet.processes.values() if fleet else ():
                 stop_process(process.process)
         self.timeline.record("endpoint.deleted", f"{request.endpoint_name}: deleted", endpoint=request.endpoint_name)
-
-    def _update(self, request: EndpointRequest) -> None:
-        name = request.endpoint_name
-        state = self._endpoints.get(name)
-        deployment = Deployment(request=request, phase_started=self.clock.now())
-        policy = (request.deployment_config or {}).get("BlueGreenUpdatePolicy") or {}
-        routing = policy.get("TrafficRoutingConfiguration") or {}
-        deployment.routing = str(routing.get("Type") or "ALL_AT_ONCE")
-        deployment.wait_s = int(routing.get("WaitIntervalInSeconds") or 0)
-        deployment.termination_s = int(policy.get("TerminationWaitInSeconds") or 0)
-        timeout = policy.get("MaximumExecutionTimeoutInSeconds")
-        deployment.timeout_s = int(timeout) if timeout is not None else None
-        rollback = (request.deployment_config or {}).get("AutoRollbackConfiguration") or {}
-        deployment.alarms = tuple(str(a["AlarmName"]) for a in rollback.get("Alarms") or [])
-        deployment.record = {
-            "name": request.endpoint_config_name,
-            "endpoint": name,
-            "from": request.previous_config_name,
-            "started": self.clock.now().isoformat(),
-            "ended": None,
-            "outcome": "in_progress",
-            "routing": deployment.routing,
-            "canary_percent": None,
-            "reason": None,
-        }
-        self.deployments.append(deployment.record)
-        self.timeline.record(
-            "endpoint.updating",
-            f"{name}: updating {request.previous_config_name} -> {request.endpoint_config_name} ({deployment.routing})",
-            endpoint=name,
-            config=request.endpoint_config_name,
-            previous=request.previous_config_name,
-            routing=deployment.routing,
-        )
-        self._emit("SageMaker Endpoint State Change", name)
-        if state is None:  # made before this hosting registered: its current fleet starts first
-            state = EndpointState(name=name)
-            if request.previous_config_name:
-                with contextlib.suppress(EndpointStartError):
-                    state.blue = self._start_fleet(name, request.previous_config_name)
-            with self._lock:
-                self._endpoints[name] = state
-        state.deployment = deployment
-        counts = self._config_counts(request.endpoint_config_name)
-        self._variant_status(name, "Creating", f"Launching {sum(counts.values())} instance(s).")
-        self._emit("SageMaker Endpoint Deployment State Change", name)
-        try:
-            green = self._start_fleet(name, request.endpoint_config_name, retain_from=state.blue, request=request)
-        except EndpointStartError as e:
-            self._roll_back(state, str(e))
-            return
-        steps = {"CANARY": "CanarySize", "LINEAR": "LinearStepSize"}
-        if deployment.routing in steps:
-            size = routing[steps[deployment.routing]]
-            total = sum(green.instance_counts.values()) or 1
-            fraction = size["Value"] / 100 if size["Type"] == "CAPACITY_PERCENT" else size["Value"] / total
-            deployment.step = min(1.0, fraction)
-            instances = max(1, math.ceil(total * fraction)) if size["Type"] == "CAPACITY_PERCENT" else size["Value"]
-            deployment.step_label = f"{min(instances, total)} instance(s)"
-            if deployment.routing == "CANARY":
-                deployment.record["canary_percent"] = round(100 * deployment.step, 3)
-        with self._lock:
-            deployment.green = green
-        self._shift(state, deployment.step if deployment.routing in steps else 1.0)
-        self._advance(state)
-
-    # ------------------------------------------------------------------------------------ the deployment
-
-    def _shift(self, state: EndpointState, share: float) -> None:
-        """Turns on `share` of the traffic on the green fleet and starts the matching baking period."""
-        deployment = state.deployment
-        assert deployment is not None and deployment.green is not None
-        full = share >= 1.0 - 1e-9
-        total = sum(deployment.green.instance_counts.values())
-        capacity = f"full capacity of {total} instance(s)" if full else f"canary capacity of {deployment.step_label}"
-        if deployment.routing == "LINEAR" and not full:
-            capacity = f"{round(100 * share)}% of the capacity ({deployment.step_label} per step)"
-        self._variant_status(state.name, "ActivatingTraffic", f"Activating traffic on {capacity}.")
-        self._emit("SageMaker Endpoint Deployment State Change", state.name)
-        with self._lock:
-            deployment.share = 1.0 if full else share
-        self._record_traffic(state.name)
-        now = self.clock.now()
-        if full:
-            deployment.phase, seconds, which = "final", deployment.termination_s, "TerminationWaitInSeconds"
-        else:
-            deployment.phase, seconds, which = "baking", deployment.wait_s, "WaitIntervalInSeconds"
-            if deployment.routing == "CANARY":
-                self.timeline.record(
-                    "endpoint.canary",
-                    f"{state.name}: canary {round(100 * share, 1)}% on {deployment.green.config}, baking {seconds} s",
-                    endpoint=state.name,
-                    config=deployment.green.config,
-                    share=share,
-                    bake_seconds=seconds,
-                )
-        deployment.phase_started = now
-        deployment.phase_ends = now + timedelta(seconds=seconds)
-        self._variant_status(
-            state.name, "Baking", f"Baking for {seconds} seconds ({which}) with traffic enabled on {capacity}."
-        )
-        self._emit("SageMaker Endpoint Deployment State Change", state.name)
-
-    def _advance(self, state: EndpointState) -> None:
-        """Moves a deployment on as far as the simulated clock allows, rolling back on an alarm or a timeout."""
-        while (deployment := state.deployment) is not None and deployment.green is not None:
-            now = self.clock.now()
-            firing = self._alarms_firing(deployment.alarms)
-            if firing:
-                self._roll_back(state, ALARM_ROLLBACK.format(alarms=", ".join(firing)), alarms=firing)
-                return
-            started = datetime.fromisoformat(deployment.record["started"])
-            if deployment.timeout_s is not None and now >= started + timedelta(seconds=deployment.timeout_s):
-                self._roll_back(state, TIMEOUT_ROLLBACK.format(seconds=deployment.timeout_s))
-                return
-            if deployment.phase_ends is None or now < deployment.phase_ends:
-                return
-            if deployment.phase == "baking":  # a canary's next step is the rest; a linear one's, one more step
-                step = 1.0 if deployment.routing == "CANARY" else deployment.share + deployment.step
-                self._shift(state, min(1.0, step))
-            else:
-                self._finish(state)
-                return
-
-    def _alarms_firing(self, names: tuple[str, ...]) -> list[str]:
-        if not names:
-            return []
-        answer = self.client("cloudwatch").describe_alarms(AlarmNames=list(names))
-        states = {
-            a["AlarmName"]: a["StateValue"] for a in answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", [])
-        }
-        return [name for name in names if states.get(name) == "ALARM"]
-
-    def _finish(self, state: EndpointState) -> None:
-        deployment = state.deployment
-        assert deployment is not None and deployment.green is not None
-        blue = state.blue
-        if blue is not None:
-            self._variant_status(
-                state.name, "Deleting", f"Terminating {sum(blue.instance_counts.values())} instance(s)."
-            )
-            self._emit("SageMaker Endpoint Deployment State Change", state.name)
-        with self._lock:
-            state.blue, state.deployment = deployment.green, None
-        for process in blue.processes.values() if blue else ():
-            stop_process(process.process)
-        request = deployment.request
-        with LOCK:
-            moto = backend(self.account, self.region)
-            endpoint = moto.endpoints.get(state.name)
-            config = moto.endpoint_configs.get(request.endpoint_config_name)
-            if endpoint is not None and config is not None:
-                switch_config(
-                    moto,
-                    endpoint,
-                    config,
-                    retain_all=request.retain_all_variant_properties,
-                    excluded=request.exclude_retained_variant_properties,
-                )
-                endpoint.last_modified_time = naive_utc(self.clock.now())
-        deployment.record.update(ended=self.clock.now().isoformat(), outcome="succeeded")
-        self.timeline.record(
-            "endpoint.in_service",
-            f"{state.name}: InService on {request.endpoint_config_name}",
-            endpoint=state.name,
-            config=request.endpoint_config_name,
-        )
-        self._record_traffic(state.name)
-        self._emit("SageMaker Endpoint State Change", state.name)
-
-    def _roll_back(self, state: EndpointState, reason: str, alarms: list[str] | None = None) -> None:
-        deployment = state.deployment
-        assert deployment is not None
-        with self._lock:
-            green, state.deployment = deployment.green, None
-        for process in green.processes.values() if green else ():
-            stop_process(process.process)
-        with LOCK:
-            endpoint = self._moto_endpoint(state.name)
-            if endpoint is not None:
-                endpoint.endpoint_status = "InService"
-                endpoint.pending_deployment_summary = None
-                endpoint.failure_reason = reason
-                endpoint.last_modified_time = naive_utc(self.clock.now())
-        deployment.record.update(ended=self.clock.now().isoformat(), outcome="rolled_back", reason=reason)
-        self.timeline.record(
-            "endpoint.rolled_back",
-            f"{state.name}: rolled back to {deployment.request.previous_config_name}: {reason}",
-            endpoint=state.name,
-            config=deployment.request.endpoint_config_name,
-            serving=deployment.request.previous_config_name,
-            reason=reason,
-            alarms=alarms or [],
-        )
-        self._record_traffic(state.name)
-        self._emit("SageMaker Endpoint State Change", state.name)
-
-    def _variant_status(self, name: str, status: str, message: str) -> None:
-        """Sets the pending deployment's VariantStatus, as DescribeEndpoint shows it."""
-        with LOCK:
-            endpoint = self._moto_endpoint(name)
-            summary = getattr(endpoint, "pending_deployment_summary", None) if endpoint is not None else None
-            if not summary:
-                return
-            for variant in summary.get("ProductionVariants", []):
-                variant["VariantStatus"] = [
-                    {"Status": status, "StatusMessage": message, "StartTime": naive_utc(self.clock.now())}
-                ]
 
     def _record_traffic(self, name: str) -> None:
         routes = self.routes(name)
@@ -708,7 +413,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         endpoint: str,
         body: bytes,
         headers: Mapping[str, str],
-    ) -> _Invocation:
+    ) -> RuntimeAnswer:
         """One InvokeEndpoint: routes, forwards to the variant's process, captures, meters."""
         started = time.perf_counter()
         at = self.clock.now()
@@ -725,8 +430,8 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
                 if not target
                 else f"Variant {target} of endpoint {endpoint} of account {self.account} not found."
             )
-            return _error_response(400, "ValidationError", message)
-        forward = {k: v for k, v in headers.items() if k in _FORWARDED}
+            return error_response(400, "ValidationError", message)
+        forward = {k: v for k, v in headers.items() if k in FORWARDED}
         model_started = time.perf_counter()
         try:
             connection = http.client.HTTPConnection("127.0.0.1", chosen.port, timeout=120)
@@ -753,7 +458,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         if status == 200:
             self._capture(chosen, body, headers, answer, dict(answer_headers), at, sample)
         total_us = (time.perf_counter() - started) * 1e6
-        self._meter(chosen, original, model_us, max(0.0, total_us - model_us), at)
+        self._telemetry.meter(chosen, original, model_us, max(0.0, total_us - model_us), at)
         self.invocations.append(
             {
                 "t": at.isoformat(),
@@ -766,7 +471,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
                 "model_latency_ms": round(model_us / 1000, 3),
             }
         )
-        return _Invocation(status, answer, answer_headers)
+        return RuntimeAnswer(status, answer, answer_headers)
 
     def _capture(
         self,
@@ -782,21 +487,7 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
         settings = fleet.capture if fleet is not None else None
         if settings is None or sample >= settings.sampling_percent:
             return
-        key = (process.endpoint, process.config, process.variant)
-        with self._capture_lock:
-            if key not in self._captures:
-                staging = self.work_dir / "capture" / process.config
-                self._captures[key] = (DataCapture(staging, process.variant), settings, staging)
-            capture = self._captures[key][0]
-            capture.record(
-                endpoint=process.endpoint,
-                request_body=body,
-                request_content_type=headers.get("content-type") or "application/octet-stream",
-                response_body=answer,
-                response_content_type=answer_headers.get("Content-Type") or "application/octet-stream",
-                inference_id=headers.get("x-amzn-sagemaker-inference-id"),
-                now=at,
-            )
+        self._telemetry.capture(process, settings, body, headers, answer, answer_headers, at)
 
     def _fleet_of(self, process: ServingProcess) -> Fleet | None:
         with self._lock:
@@ -807,116 +498,3 @@ class LocalHosting(contextlib.AbstractContextManager["LocalHosting"]):
                 if fleet is not None and fleet.config == process.config:
                     return fleet
         return None
-
-    def _flush_capture(self) -> None:
-        """Uploads the capture files written so far, as SageMaker uploads its buffered capture: one object each."""
-        with self._capture_lock:
-            captures = list(self._captures.values())
-            for capture, _, _ in captures:
-                capture.close()  # the next record opens a new file
-            s3 = self.client("s3") if captures else None
-            for _, settings, staging in captures:
-                bucket, _, prefix = settings.destination.removeprefix("s3://").partition("/")
-                for path in sorted(staging.rglob("*.jsonl")):
-                    lines = [_keep_modes(line, settings.modes) for line in path.read_text("utf-8").splitlines() if line]
-                    if lines:
-                        extra: dict[str, str] = {}
-                        if settings.kms_key_id:
-                            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_id}
-                        key = "/".join(p for p in (prefix.strip("/"), path.relative_to(staging).as_posix()) if p)
-                        assert s3 is not None
-                        s3.put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode() + b"\n", **extra)
-                    path.unlink()
-
-    def _meter(self, process: ServingProcess, status: int, model_us: float, overhead_us: float, at: datetime) -> None:
-        dimensions = [
-            {"Name": "EndpointName", "Value": process.endpoint},
-            {"Name": "VariantName", "Value": process.variant},
-        ]
-        values = {
-            "Invocations": (1.0, "None"),
-            "Invocation4XXErrors": (1.0 if 400 <= status < 500 else 0.0, "None"),
-            "Invocation5XXErrors": (1.0 if status >= 500 else 0.0, "None"),
-            "ModelLatency": (model_us, "Microseconds"),
-            "OverheadLatency": (overhead_us, "Microseconds"),
-        }
-        data = [
-            {"MetricName": name, "Dimensions": dimensions, "Timestamp": naive_utc(at), "Value": value, "Unit": unit}
-            for name, (value, unit) in values.items()
-        ]
-        with self._metrics_lock:
-            self._metrics += data
-
-    def _flush_metrics(self) -> None:
-        from moto.cloudwatch.models import cloudwatch_backends
-
-        with self._metrics_lock:
-            data, self._metrics = self._metrics, []
-        if data:
-            cloudwatch_backends[self.account][self.region].put_metric_data(METRIC_NAMESPACE, data)
-
-
-_FORWARDED = {
-    "content-type",
-    "accept",
-    "x-amzn-sagemaker-custom-attributes",
-    "x-amzn-sagemaker-inference-id",
-}
-
-
-def _keep_modes(line: str, modes: frozenset[str]) -> str:
-    """A capture record with only the CaptureOptions' modes (Input, Output)."""
-    if modes >= {"Input", "Output"}:
-        return line
-    record = json.loads(line)
-    data = record.get("captureData", {})
-    if "Input" not in modes:
-        data.pop("endpointInput", None)
-    if "Output" not in modes:
-        data.pop("endpointOutput", None)
-    return json.dumps(record, separators=(",", ":"))
-
-
-def _error_response(status: int, kind: str, message: str) -> _Invocation:
-    body = json.dumps({"message": message}).encode()
-    return _Invocation(status, body, [("Content-Type", "application/json"), ("x-amzn-ErrorType", kind)])
-
-
-class _RuntimeServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up is not an error
-            super().handle_error(request, client_address)
-
-
-def _runtime_handler(hosting: LocalHosting) -> type[BaseHTTPRequestHandler]:
-    class RuntimeHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            LOG.debug(format, *args)
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            match = RUNTIME_PATH.match(self.path)
-            if match is None:
-                result = _error_response(404, "UnknownOperationException", f"no operation at {self.path}")
-            else:
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                try:
-                    result = hosting.invoke(match.group(1), body, headers)
-                except Exception:
-                    LOG.exception("invocation failed")
-                    result = _error_response(500, "InternalFailure", "An internal error occurred.")
-            self.send_response(result.status)
-            for key, value in result.headers:
-                self.send_header(key, value)
-            if not any(k.lower() == "x-amzn-requestid" for k, _ in result.headers):
-                self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            self.send_header("Content-Length", str(len(result.body)))
-            self.end_headers()
-            self.wfile.write(result.body)
-
-    return RuntimeHandler

@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from sagecycle.rehearsal.event_shapes import envelope
 
 
 def _epoch_ms(moment: datetime | None) -> int | None:
@@ -56,17 +57,9 @@ def endpoint_event(detail_type: str, describe: Mapping[str, Any], *, region: str
         detail["FailureReason"] = describe["FailureReason"]
     if describe.get("PendingDeploymentSummary"):
         detail["PendingDeploymentSummary"] = ms_fields(describe["PendingDeploymentSummary"])
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": "aws.sagemaker",
-        "account": arn.split(":")[4],
-        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [arn],
-        "detail": detail,
-    }
+    return envelope(
+        "aws.sagemaker", detail_type, detail, account=arn.split(":")[4], region=region, time=time, resources=[arn]
+    )
 
 
 def transform_job_event(
@@ -76,14 +69,12 @@ def transform_job_event(
     arn = str(describe["TransformJobArn"])
     detail = {k: ms_fields(v) for k, v in describe.items() if k != "ResponseMetadata"}
     detail["Tags"] = dict(tags or {})
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "SageMaker Transform Job State Change",
-        "source": "aws.sagemaker",
-        "account": arn.split(":")[4],
-        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [arn],
-        "detail": detail,
-    }
+    return envelope(
+        "aws.sagemaker",
+        "SageMaker Transform Job State Change",
+        detail,
+        account=arn.split(":")[4],
+        region=region,
+        time=time,
+        resources=[arn],
+    )

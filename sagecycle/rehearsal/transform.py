@@ -46,6 +46,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from sagecycle.local_training import free_port
 from sagecycle.rehearsal import ACCOUNT  # moto's account
 from sagecycle.rehearsal.clock import Clock
@@ -223,14 +225,22 @@ class LocalTransform(contextlib.AbstractContextManager["LocalTransform"]):
         self._update(job_name, start=True)
         self.timeline.record("transform.started", f"transform job {job_name} started", job=job_name)
         self._emit(job_name)
+        failure: str | None = None
         try:
             inputs = self._inputs(job)
             outputs = self._transform(job, inputs, root)
         except JobFailed as e:
-            reason = str(e)[:FAILURE_REASON_LIMIT]
+            failure = str(e)
+        except ClientError as e:  # S3 refused (no such bucket, no access): the job's input or output is wrong
+            failure = f"ClientError: {e}"
+        except Exception as e:  # a job never stays InProgress, whatever went wrong here
+            LOG.exception("transform job %s failed in the rehearsal", job_name)
+            failure = f"InternalServerError: {type(e).__name__}: {e}"
+        if failure is not None:
+            reason = failure[:FAILURE_REASON_LIMIT]
             self._update(job_name, status="Failed", failure=reason)
             self.timeline.record(
-                "transform.failed", f"transform job {job_name} failed: {e}", job=job_name, reason=reason
+                "transform.failed", f"transform job {job_name} failed: {reason}", job=job_name, reason=reason
             )
         else:
             self._update(job_name, status="Completed")

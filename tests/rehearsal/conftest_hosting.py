@@ -7,7 +7,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,40 @@ class HostingStage:
 
     def detail_types(self) -> list[tuple[str, str]]:
         return [(e["detail-type"], e["detail"]["EndpointStatus"]) for e in self.events]
+
+
+def put_alarm(stage: HostingStage, name: str = "ep-5xx") -> None:
+    """A 5xx alarm on endpoint ep's AllTraffic variant, as the Endpoint stack defines its rollback alarm."""
+    stage.aws.client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Dimensions=[{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+
+def configs_served(stage: HostingStage, since: int = 0) -> Counter[str]:
+    """How many of the invocations since `since` each endpoint config served."""
+    return Counter(i["config"] for i in stage.hosting.invocations[since:])
+
+
+def metric(stage: HostingStage, name: str, statistic: str) -> list[dict[str, Any]]:
+    """Endpoint ep's AllTraffic datapoints of `name` in the local CloudWatch, one per hour around the clock."""
+    answer = stage.aws.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName=name,
+        Dimensions=[{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        StartTime=stage.clock.now() - timedelta(hours=1),
+        EndTime=stage.clock.now() + timedelta(hours=1),
+        Period=3600,
+        Statistics=[statistic],
+    )
+    return list(answer["Datapoints"])
 
 
 @pytest.fixture

@@ -170,6 +170,9 @@ def test_a_prefix_of_three_files_gives_one_out_file_each_with_one_prediction_per
     summaries = stage.sagemaker.list_transform_jobs()["TransformJobSummaries"]
     assert [(s["TransformJobName"], s["TransformJobStatus"]) for s in summaries] == [(name, "Completed")]
     assert [e["kind"] for e in stage.timeline.events] == ["transform.started", "transform.completed"]
+    # AND each change was a "SageMaker Transform Job State Change" event
+    changes = [(e["detail-type"], e["detail"]["TransformJobStatus"]) for e in stage.transform.events]
+    assert changes == [("SageMaker Transform Job State Change", s) for s in ("InProgress", "Completed")]
 
 
 def test_a_row_the_model_refuses_fails_the_job_naming_the_object_and_keeps_the_good_files(
@@ -213,6 +216,18 @@ def test_an_empty_input_prefix_fails_the_job(transform_stage: TransformStage) ->
     job = stage.create("run-4", input_prefix="batch/nothing/")
     described = _wait(stage, job["TransformJobName"])
     # THEN it Failed with a client error
+    assert described["TransformJobStatus"] == "Failed"
+    assert described["FailureReason"].startswith("ClientError: ")
+
+
+def test_an_output_bucket_that_does_not_exist_fails_the_job(transform_stage: TransformStage) -> None:
+    stage = transform_stage
+    # GIVEN a file to score and an S3OutputPath in a bucket that does not exist
+    stage.put("batch/in/a.csv", _csv(synthetic_features(2, seed=1)))
+    # WHEN the transform job runs
+    job = stage.create("run-5", TransformOutput={"S3OutputPath": "s3://no-such-bucket/out/", "AssembleWith": "Line"})
+    described = _wait(stage, job["TransformJobName"])
+    # THEN it Failed with a client error rather than staying InProgress
     assert described["TransformJobStatus"] == "Failed"
     assert described["FailureReason"].startswith("ClientError: ")
 

@@ -1,4 +1,4 @@
-"""sagecycle/serve.py in process: routes, status codes, error bodies, structured logs and data capture."""
+"""sagecycle/serve_app.py in process: routes, status codes, error bodies, structured logs and data capture."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from pathlib import Path
 import model_factory
 import pytest
 
-from sagecycle import serve
+from sagecycle import serve, serve_app
+from sagecycle.data_capture import DataCapture
 from training_scripts import inference
 
 CSV = {"Content-Type": "text/csv"}
 
 
 @pytest.fixture(scope="module")
-def app(model_dirs: dict[str, Path]) -> serve.ServingApp:
-    return serve.create_app(model_dirs["binary"])
+def app(model_dirs: dict[str, Path]) -> serve_app.ServingApp:
+    return serve_app.create_app(model_dirs["binary"])
 
 
 def test_ping_answers_200_once_the_model_is_loaded(app, wsgi):
@@ -97,7 +98,7 @@ def test_runtime_api_errors_are_model_errors_with_the_original_status(app, wsgi)
 
 def test_a_body_over_the_limit_is_413(model_dirs, wsgi):
     # GIVEN an app limited to 100-byte bodies
-    small = serve.create_app(model_dirs["binary"], max_body_bytes=100)
+    small = serve_app.create_app(model_dirs["binary"], max_body_bytes=100)
     # WHEN a larger body arrives
     response = wsgi(small, "POST", "/invocations", "39,2,40,1\n" * 20, CSV)
     # THEN it is refused with 413
@@ -155,7 +156,7 @@ def capture_lines(root: Path) -> list[tuple[Path, dict]]:
 
 def test_data_capture_writes_sagemakers_record_shape_into_hourly_files(model_dirs, wsgi, tmp_path):
     # GIVEN an app capturing into a directory
-    app = serve.create_app(model_dirs["binary"], capture_dir=tmp_path, endpoint_name="churn")
+    app = serve_app.create_app(model_dirs["binary"], capture_dir=tmp_path, endpoint_name="churn")
     # WHEN a CSV and a JSON request succeed and a bad one fails
     wsgi(app, "POST", "/invocations", "39,2,40,1", CSV)
     wsgi(app, "POST", "/invocations", '{"instances": [[39, 2, 40, 1]]}', {"Content-Type": "application/json"})
@@ -192,7 +193,7 @@ def test_data_capture_writes_sagemakers_record_shape_into_hourly_files(model_dir
 
 def test_data_capture_starts_a_new_file_each_hour_and_keeps_the_inference_id(tmp_path):
     # GIVEN a capture writer
-    capture = serve.DataCapture(tmp_path, "Canary")
+    capture = DataCapture(tmp_path, "Canary")
     # WHEN records arrive in two different hours, one with an inference id
     for hour in (9, 10):
         capture.record(
@@ -227,7 +228,7 @@ def test_model_directory_extracts_a_model_tarball(model_dirs, tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     # WHEN it is resolved to a model directory
-    directory = serve.model_directory(tarball, scratch)
+    directory = serve_app.model_directory(tarball, scratch)
     # THEN the directory holds the model files and loads
     assert (directory / "xgboost-model").is_file()
     assert inference.model_fn(str(directory)).task == "binary"
@@ -245,7 +246,7 @@ def test_cli_rejects_a_missing_model(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["..", "a.b", "-leading", "x" * 64, "café"])
 def test_an_endpoint_name_sagemaker_would_refuse_never_reaches_the_file_system(model_dirs, wsgi, tmp_path, name):
     # GIVEN an app capturing under tmp_path/capture
-    app = serve.create_app(model_dirs["binary"], capture_dir=tmp_path / "capture")
+    app = serve_app.create_app(model_dirs["binary"], capture_dir=tmp_path / "capture")
     # WHEN the runtime path names an endpoint SageMaker would refuse (one could climb out of the capture dir)
     response = wsgi(app, "POST", f"/endpoints/{name}/invocations", "39,2,40,1", CSV)
     app.close()

@@ -17,7 +17,7 @@ from conftest import BODY_TIMEOUT
 from sagemaker.core.deserializers import CSVDeserializer
 from sagemaker.core.serializers import CSVSerializer
 
-from sagecycle import serve
+from sagecycle import serve_app
 
 pytestmark = pytest.mark.slow
 
@@ -208,4 +208,4 @@ def test_a_client_stuck_inside_its_headers_is_disconnected(server):
         sock.close()
     # THEN the server closes the connection after its header timeout, without an answer
     assert answer == b""
-    assert waited < serve.HEADER_TIMEOUT_SECONDS + 2.0
+    assert waited < serve_app.HEADER_TIMEOUT_SECONDS + 2.0

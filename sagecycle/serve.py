@@ -5,15 +5,8 @@ training job left it and the model's container Environment (the same `hosting_en
 Endpoint stack use), importing `inference.py` from the artifact's own code/ and running it through
 sagemaker-inference's `Transformer`. Statuses, the default Accept and body decoding are therefore the toolkit's.
 
-Routes:
-- `GET /ping`: 200 once the model is loaded (it is loaded before the server accepts connections).
-- `POST /invocations`: the container contract. An error answers with the toolkit's status (400/406/413/415,
-  500) and its body: the message, then the traceback.
-- `POST /endpoints/<name>/invocations`: the sagemaker-runtime InvokeEndpoint API, so boto3 (and the SageMaker
-  SDK's serializers) work unchanged with `endpoint_url="http://127.0.0.1:8080"`. Success carries
-  `Content-Type` and `x-Amzn-Invoked-Production-Variant`; a failed invocation answers as SageMaker does:
-  HTTP 424 with `x-amzn-ErrorType: ModelError` and `{"Message", "OriginalStatusCode", "OriginalMessage",
-  "LogStreamArn", "ErrorCode"}`, so boto3 raises a ClientError whose message carries the container's.
+Routes: `GET /ping`, `POST /invocations` (the container contract) and `POST /endpoints/<name>/invocations`
+(the sagemaker-runtime InvokeEndpoint API); `sagecycle.serve_app` describes their answers.
 
 The concerns live beside this module: `sagecycle.serve_app` (the WSGI app, SageMaker's front end),
 `sagecycle.serve_server` (gunicorn) and `sagecycle.data_capture` (capture records and the names they are filed

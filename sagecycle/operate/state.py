@@ -209,6 +209,8 @@ def alarms_in_alarm(names: StageNames) -> list[dict[str, Any]]:
         page = cloudwatch.describe_alarms(**params)
         for kind, key in (("metric", "MetricAlarms"), ("composite", "CompositeAlarms")):
             for alarm in page.get(key, []):
+                if alarm.get("StateValue") != "ALARM":
+                    continue  # AWS applies both filters; moto's server only the name prefix
                 since = alarm.get("StateUpdatedTimestamp")
                 found.append(
                     {

@@ -4,11 +4,9 @@ serving code as an endpoint. Each run starts one model container (about two seco
 
 from __future__ import annotations
 
-import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,109 +16,25 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contract.names import BASELINE_MODEL_KEY, PREFIX_TRANSFORM_OUTPUT
-from lambdas.shared.jobspec import TrainingSpecSettings, build_model, build_transform_job
+from contract.names import PREFIX_TRANSFORM_OUTPUT
 from sagecycle.rehearsal import ACCOUNT, LocalAws
-from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import register_transform_manager, unregister_transform_manager
-from sagecycle.rehearsal.timeline import Timeline
 from sagecycle.rehearsal.transform import (
     MB,
     RECORD_TOO_LARGE,
-    LocalTransform,
     mini_batches,
     output_key,
     records,
 )
 from tests.serving.model_factory import reference_scores, synthetic_features
 
-pytest.register_assert_rewrite("tests.rehearsal.conftest_hosting")  # before the import below: it is a plugin too
+# Before the imports below: they are plugins too.
+pytest.register_assert_rewrite("tests.rehearsal.conftest_hosting", "tests.rehearsal.conftest_transform")
 
 from tests.rehearsal.conftest_hosting import REGION, ROLE  # noqa: E402
+from tests.rehearsal.conftest_transform import DATA, START, TransformStage  # noqa: E402
 
-pytest_plugins = ["tests.rehearsal.conftest_hosting"]
-DATA = f"sagecycle-dev-data-{ACCOUNT}-{REGION}"
-MODELS = f"sagecycle-dev-models-{ACCOUNT}-{REGION}"
-START = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
-
-
-@dataclass
-class TransformStage:
-    """The local AWS with the champion uploaded and a KMS key, the spec settings, and a LocalTransform."""
-
-    aws: LocalAws
-    transform: LocalTransform
-    settings: TrainingSpecSettings
-    model_dir: Path
-    timeline: Timeline
-
-    @property
-    def sagemaker(self) -> Any:
-        return self.aws.client("sagemaker")
-
-    @property
-    def s3(self) -> Any:
-        return self.aws.client("s3")
-
-    def put(self, key: str, body: bytes) -> None:
-        self.s3.put_object(Bucket=DATA, Key=key, Body=body)
-
-    def create(self, run_id: str, input_prefix: str = "batch/in/", **overrides: Any) -> dict[str, Any]:
-        """CreateModel for the champion, then CreateTransformJob as the spec builder writes it."""
-        model = build_model(
-            self.settings,
-            model_name=f"champion-{run_id}",
-            model_data_url=f"s3://{MODELS}/{BASELINE_MODEL_KEY}",
-            run_id=run_id,
-        )
-        self.sagemaker.create_model(**model)
-        job = build_transform_job(
-            self.settings,
-            model_name=model["ModelName"],
-            input_s3_prefix=f"s3://{DATA}/{input_prefix}",
-            output_s3_uri=f"s3://{MODELS}/{PREFIX_TRANSFORM_OUTPUT}{run_id}/",
-            run_id=run_id,
-        )
-        job.update(overrides)
-        self.sagemaker.create_transform_job(**job)
-        return job
-
-    def out(self, job: dict[str, Any], relative: str) -> dict[str, Any]:
-        key = job["TransformOutput"]["S3OutputPath"].removeprefix(f"s3://{MODELS}/") + relative
-        return dict(self.s3.get_object(Bucket=MODELS, Key=key))
-
-    def out_keys(self) -> list[str]:
-        listed = self.s3.list_objects_v2(Bucket=MODELS, Prefix=PREFIX_TRANSFORM_OUTPUT)
-        return sorted(o["Key"] for o in listed.get("Contents", []))
-
-
-@pytest.fixture
-def transform_stage(local_aws: LocalAws, tmp_path: Path, model_tars: dict[str, Path]) -> Iterator[TransformStage]:
-    s3 = local_aws.client("s3")
-    for bucket in (DATA, MODELS):
-        s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=MODELS, Key=BASELINE_MODEL_KEY, Body=model_tars["blue"].read_bytes())
-    key = local_aws.client("kms").create_key()["KeyMetadata"]["Arn"]
-    settings = TrainingSpecSettings(
-        job_name_prefix="sagecycle-dev",
-        image_uri=f"683313688378.dkr.ecr.{REGION}.amazonaws.com/sagemaker-xgboost:3.0-5",
-        role_arn=ROLE,
-        region=REGION,
-        data_bucket=DATA,
-        model_bucket=MODELS,
-        source_dir_s3_uri=f"s3://{MODELS}/code/sourcedir.tar.gz",
-        kms_key_arn=key,
-    )
-    model_dir = tmp_path / "champion"
-    with tarfile.open(model_tars["blue"]) as tar:
-        tar.extractall(model_dir, filter="data")
-    clock = Clock(speedup=600.0, start=START)
-    timeline = Timeline(clock)
-    transform = LocalTransform(local_aws, tmp_path / "transform", clock, timeline, background=True)
-    try:
-        yield TransformStage(local_aws, transform, settings, model_dir, timeline)
-    finally:
-        transform.close()
+pytest_plugins = ["tests.rehearsal.conftest_hosting", "tests.rehearsal.conftest_transform"]
 
 
 def _csv(x: np.ndarray) -> bytes:

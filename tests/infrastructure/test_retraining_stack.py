@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Match
 from moto import mock_aws
 
 from lambdas.shared import contract as c
@@ -54,8 +55,10 @@ def eventbridge() -> Iterator[RuleEngine]:
 
 
 def test_rule_engine_is_not_a_yes_man(eventbridge: RuleEngine) -> None:
-    # GIVEN the probe itself: an event that cannot match must not arrive
+    # GIVEN the probe itself and an S3 event
     event = _event("s3_object_created.json")
+    # WHEN it is routed through a rule that matches and one that cannot
+    # THEN it arrives through the first only
     assert eventbridge.routes({"source": ["aws.s3"]}, event)
     assert not eventbridge.routes({"source": ["aws.ec2"]}, event)
 
@@ -127,24 +130,34 @@ def test_synthesized_patterns_match_aws_sample_events(
 
 
 def test_every_function_is_arm64_latest_python_traced_and_bounded(synthesized: Synthesized) -> None:
-    functions = _functions(synthesized)
-    expected = {c.function_name("sagecycle", synthesized.config.stage, k) for k in c.FUNCTIONS}
-    assert set(functions) == expected
-    for name, props in functions.items():
-        assert props["Architectures"] == ["arm64"], name
-        assert props["Runtime"] == "python3.14", name
-        assert props["TracingConfig"] == {"Mode": "Active"}, name
-        assert props["ReservedConcurrentExecutions"] >= 1, name
-        assert props["LoggingConfig"]["LogFormat"] == "JSON", name
-        assert "TargetArn" in props["DeadLetterConfig"], name
-        assert props["Handler"].startswith("lambdas.") and props["Handler"].endswith(".handler.handler"), name
+    # GIVEN the Retraining stack, whose functions are the contract's glue functions and no others
+    template = synthesized.template("Retraining")
+    template.resource_count_is("AWS::Lambda::Function", len(c.FUNCTIONS))
+    for key in c.FUNCTIONS:
+        # THEN each, by its name, is arm64 on the latest Python, traced, bounded, logs JSON and has a DLQ
+        template.has_resource_properties(
+            "AWS::Lambda::Function",
+            {
+                "FunctionName": c.function_name("sagecycle", synthesized.config.stage, key),
+                "Architectures": ["arm64"],
+                "Runtime": "python3.14",
+                "TracingConfig": {"Mode": "Active"},
+                "ReservedConcurrentExecutions": Match.any_value(),
+                "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
+                "DeadLetterConfig": {"TargetArn": Match.any_value()},
+                "Handler": Match.string_like_regexp(r"^lambdas\.\w+\.handler\.handler$"),
+            },
+        )
+    assert all(p["ReservedConcurrentExecutions"] >= 1 for p in _functions(synthesized).values())
 
 
 def test_functions_read_only_contract_environment(synthesized: Synthesized) -> None:
+    # GIVEN the variables the contract names, and Powertools' two
     allowed = {getattr(c, n) for n in dir(c) if n.startswith("ENV_")} | {
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
     }
+    # WHEN each function's environment is read / THEN it holds nothing else
     for name, props in _functions(synthesized).items():
         variables = set(props["Environment"]["Variables"])
         assert variables <= allowed, (name, variables - allowed)
@@ -168,12 +181,12 @@ def test_training_settings_in_the_environment_build_a_valid_job(synthesized: Syn
 
 
 def test_roles_have_one_managed_policy_and_pass_only_the_execution_role(synthesized: Synthesized) -> None:
-    roles = synthesized.resources("Retraining", "AWS::IAM::Role")
-    assert synthesized.resources("Retraining", "AWS::IAM::Policy") == {}
-    for role in roles.values():
-        assert "ManagedPolicyArns" not in role["Properties"] or not any(
-            "FullAccess" in str(a) for a in role["Properties"]["ManagedPolicyArns"]
-        )
+    # GIVEN the Retraining stack's roles and policies
+    template = synthesized.template("Retraining")
+    # THEN no inline policy exists (every grant lands in a function's managed policy) and no role has AWS's
+    template.resource_count_is("AWS::IAM::Policy", 0)
+    assert template.find_resources("AWS::IAM::Role", {"Properties": {"ManagedPolicyArns": Match.any_value()}}) == {}
+    # AND no statement allows a whole service, and PassRole passes only the execution role, only to SageMaker
     for policy in synthesized.resources("Retraining", "AWS::IAM::ManagedPolicy").values():
         for st in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
@@ -184,18 +197,30 @@ def test_roles_have_one_managed_policy_and_pass_only_the_execution_role(synthesi
 
 
 def test_new_data_is_debounced_through_an_encrypted_queue(synthesized: Synthesized) -> None:
-    queues = synthesized.resources("Retraining", "AWS::SQS::Queue")
-    for q in queues.values():
-        assert "KmsMasterKeyId" in q["Properties"]
-    (mapping,) = synthesized.resources("Retraining", "AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
-    assert props["MaximumBatchingWindowInSeconds"] == synthesized.config.retraining.debounce_seconds
-    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    redriven = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
-    assert len(redriven) == 1 and redriven[0]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 5
+    # GIVEN the Retraining stack and the new-data queue, by its logical id
+    template = synthesized.template("Retraining")
+    stack = synthesized.stage.retraining
+    queue = stack.resolve(stack.new_data.queue.node.default_child.logical_id)  # type: ignore[union-attr]
+    # THEN every queue is KMS-encrypted
+    assert template.find_resources("AWS::SQS::Queue", {"Properties": {"KmsMasterKeyId": Match.absent()}}) == {}
+    # AND only the new-data queue redrives, after five receives
+    redriven = template.find_resources("AWS::SQS::Queue", {"Properties": {"RedrivePolicy": Match.any_value()}})
+    assert set(redriven) == {queue}
+    template.has_resource_properties("AWS::SQS::Queue", {"RedrivePolicy": Match.object_like({"maxReceiveCount": 5})})
+    # AND its one consumer batches for the configured debounce and reports item failures
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
+            "MaximumBatchingWindowInSeconds": synthesized.config.retraining.debounce_seconds,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
 
 
 def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized) -> None:
+    # GIVEN every queue of the stack that is not the new-data queue (all are dead-letter queues)
     queues = synthesized.resources("Retraining", "AWS::SQS::Queue")
     dlqs = [k for k, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
     alarms = synthesized.resources("Retraining", "AWS::CloudWatch::Alarm").values()
@@ -205,14 +230,20 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized)
         for d in a["Properties"].get("Dimensions", [])
         if d["Name"] == "QueueName"
     }
+    # THEN each has an alarm on its depth, and every queue-depth alarm fires on a single message
     assert set(dlqs) == watched
-    for a in alarms:
-        if a["Properties"].get("Namespace") == "AWS/SQS":
-            assert a["Properties"]["Threshold"] == 0
-            assert a["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+    sqs_alarms = {"Namespace": "AWS/SQS"}
+    template = synthesized.template("Retraining")
+    assert len(template.find_resources("AWS::CloudWatch::Alarm", {"Properties": sqs_alarms})) == len(
+        template.find_resources(
+            "AWS::CloudWatch::Alarm",
+            {"Properties": {**sqs_alarms, "Threshold": 0, "ComparisonOperator": "GreaterThanThreshold"}},
+        )
+    )
 
 
 def test_async_targets_retry_and_dead_letter(synthesized: Synthesized) -> None:
+    # GIVEN every rule of the stack / THEN each target retries eight times and then dead-letters
     for props in _rules(synthesized).values():
         for target in props["Targets"]:
             assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
@@ -220,23 +251,34 @@ def test_async_targets_retry_and_dead_letter(synthesized: Synthesized) -> None:
 
 
 def test_schedules_come_from_config(synthesized: Synthesized) -> None:
+    # GIVEN the scheduled rules / THEN their expressions are the configured retraining and drift schedules
     schedules = {p["ScheduleExpression"] for p in _rules(synthesized).values() if "ScheduleExpression" in p}
     assert schedules == {synthesized.config.retraining.schedule, synthesized.config.retraining.drift_schedule}
 
 
 def test_drift_alarm_watches_max_psi_at_the_configured_threshold(synthesized: Synthesized) -> None:
-    alarms = {
-        a["Properties"]["AlarmName"]: a["Properties"]
-        for a in synthesized.resources("Retraining", "AWS::CloudWatch::Alarm").values()
-        if "AlarmName" in a["Properties"]
-    }
-    drift = alarms[c.alarm_name("sagecycle", synthesized.config.stage, c.DRIFT_ALARM_SUFFIX)]
-    assert drift["MetricName"] == c.METRIC_MAX_PSI
-    assert drift["Namespace"] == c.METRIC_NAMESPACE
-    assert drift["Threshold"] == synthesized.config.retraining.drift_psi_threshold
-    assert drift["AlarmActions"]
-    quality = alarms[c.alarm_name("sagecycle", synthesized.config.stage, c.QUALITY_ALARM_SUFFIX)]
-    assert quality["ComparisonOperator"] == "LessThanThreshold"  # AUC: lower is worse
+    # GIVEN the Retraining stack and the stage's drift threshold
+    template = synthesized.template("Retraining")
+    stage = synthesized.config.stage
+    # THEN the drift alarm, by its name, watches MaxPSI in our namespace at that threshold and notifies
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": c.alarm_name("sagecycle", stage, c.DRIFT_ALARM_SUFFIX),
+            "MetricName": c.METRIC_MAX_PSI,
+            "Namespace": c.METRIC_NAMESPACE,
+            "Threshold": synthesized.config.retraining.drift_psi_threshold,
+            "AlarmActions": [Match.any_value()],
+        },
+    )
+    # AND the quality alarm fires below the floor (AUC: lower is worse)
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": c.alarm_name("sagecycle", stage, c.QUALITY_ALARM_SUFFIX),
+            "ComparisonOperator": "LessThanThreshold",
+        },
+    )
 
 
 def test_training_jobs_run_in_the_private_subnets_behind_the_guardrails(synthesized: Synthesized) -> None:

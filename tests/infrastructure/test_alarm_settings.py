@@ -95,6 +95,7 @@ def test_every_alarm_is_in_the_table(synthesized: Synthesized) -> None:
 
 
 def test_every_alarm_has_its_direction_threshold_period_and_evaluation_periods(synthesized: Synthesized) -> None:
+    # GIVEN every alarm of the stage, by logical id, and the table of what each should be
     alarms = _alarms(synthesized)
     for key, want in expected_alarms(synthesized.config).items():
         logical_id, props = alarms[key]
@@ -147,9 +148,22 @@ def test_named_alarms_keep_the_names_the_functions_and_rules_use(synthesized: Sy
 
 
 def test_the_composite_health_alarm_is_the_only_composite_and_watches_four_alarms(synthesized: Synthesized) -> None:
-    composites = synthesized.resources("Endpoint", "AWS::CloudWatch::CompositeAlarm")
-    (props,) = [v["Properties"] for v in composites.values()]
-    assert props["AlarmName"] == c.alarm_name("sagecycle", synthesized.config.stage, c.ENDPOINT_ALARMS["unhealthy"])
+    # GIVEN the Endpoint stack
+    endpoint = synthesized.template("Endpoint")
+    # THEN it has one composite alarm, the contract's health alarm by name
+    endpoint.resource_count_is("AWS::CloudWatch::CompositeAlarm", 1)
+    (props,) = [
+        v["Properties"]
+        for v in endpoint.find_resources(
+            "AWS::CloudWatch::CompositeAlarm",
+            {
+                "Properties": {
+                    "AlarmName": c.alarm_name("sagecycle", synthesized.config.stage, c.ENDPOINT_ALARMS["unhealthy"])
+                }
+            },
+        ).values()
+    ]
+    # AND its rule is four alarms joined by OR
     rule = str(props["AlarmRule"])
     assert rule.count("ALARM(") == 4 and " OR " in rule
 

@@ -90,12 +90,13 @@ def _period(props: dict[str, Any]) -> int:
 
 
 def test_every_alarm_is_in_the_table(synthesized: Synthesized) -> None:
-    # GIVEN every alarm of every stack / THEN each has its row, and each row its alarm
+    # GIVEN every alarm of every stack / WHEN the stage is synthesized / THEN each has its row, and each row its alarm
     assert set(_alarms(synthesized)) == set(expected_alarms(synthesized.config))
 
 
 def test_every_alarm_has_its_direction_threshold_period_and_evaluation_periods(synthesized: Synthesized) -> None:
     # GIVEN every alarm of the stage, by logical id, and the table of what each should be
+    # WHEN the stage is synthesized (once per session)
     alarms = _alarms(synthesized)
     for key, want in expected_alarms(synthesized.config).items():
         logical_id, props = alarms[key]
@@ -142,6 +143,7 @@ def test_named_alarms_keep_the_names_the_functions_and_rules_use(synthesized: Sy
         ("Endpoint", "AlarmsErrors5xx"): c.alarm_name(app, stage, c.ENDPOINT_ALARMS["errors_5xx"]),
         ("Endpoint", "AlarmsModelLatency"): c.alarm_name(app, stage, c.ENDPOINT_ALARMS["model_latency"]),
     }
+    # WHEN the stage is synthesized (once per session)
     # THEN each carries the contract's name
     for key, name in by_key.items():
         assert alarms[key][1]["AlarmName"] == name, key
@@ -150,6 +152,7 @@ def test_named_alarms_keep_the_names_the_functions_and_rules_use(synthesized: Sy
 def test_the_composite_health_alarm_is_the_only_composite_and_watches_four_alarms(synthesized: Synthesized) -> None:
     # GIVEN the Endpoint stack
     endpoint = synthesized.template("Endpoint")
+    # WHEN the stage is synthesized (once per session)
     # THEN it has one composite alarm, the contract's health alarm by name
     endpoint.resource_count_is("AWS::CloudWatch::CompositeAlarm", 1)
     (props,) = [
@@ -196,6 +199,7 @@ def test_every_dead_letter_queue_alarms_to_the_operators_when_not_empty(synthesi
             continue
         alarms = [a["Properties"] for a in raw["Resources"].values() if a["Type"] == "AWS::CloudWatch::Alarm"]
         # GIVEN every queue of the stack that receives another resource's failures
+        # WHEN the stage is synthesized (once per session)
         for queue in sorted(_dead_letter_queues(raw)):
             checked += 1
             watching = [

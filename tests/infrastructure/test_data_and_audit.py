@@ -23,6 +23,7 @@ def test_stateful_resource_counts(synthesized: Synthesized) -> None:
 def test_stateful_resources_are_retained_with_stable_ids(synthesized: Synthesized) -> None:
     # GIVEN the Data stack
     res = synthesized.raw[synthesized.config.stack_name("Data")]["Resources"]
+    # WHEN the stage is synthesized (once per session)
     # THEN keys and buckets keep pinned logical IDs and are retained on delete
     for logical_id in ("DataKey", "LogKey", "DataBucket", "ModelBucket", "AccessLogBucket"):
         assert res[logical_id]["DeletionPolicy"] == "Retain", logical_id
@@ -32,7 +33,7 @@ def test_stateful_resources_are_retained_with_stable_ids(synthesized: Synthesize
 
 
 def test_keys_rotate(synthesized: Synthesized) -> None:
-    # GIVEN the Data stack's keys / THEN every one rotates
+    # GIVEN the Data stack's keys / WHEN the stage is synthesized / THEN every one rotates
     synthesized.template("Data").all_resources_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
 
 
@@ -43,6 +44,7 @@ def test_key_policies_name_only_the_services_that_use_them(synthesized: Synthesi
     for key in ("DataKey", "LogKey"):
         statements = res[key]["Properties"]["KeyPolicy"]["Statement"]
         services[key] = {str(s["Principal"].get("Service")) for s in statements if "Service" in s["Principal"]}
+    # WHEN the stage is synthesized (once per session)
     # THEN the data key serves S3 notifications and EventBridge only, and every service grant is conditioned
     assert services["DataKey"] == {"s3.amazonaws.com", "events.amazonaws.com"}
     assert "cloudwatch.amazonaws.com" in services["LogKey"]
@@ -141,6 +143,7 @@ def test_capture_and_quarantine_expire_from_config(synthesized: Synthesized) -> 
 
 def test_bucket_policies_require_tls_12_and_our_key(synthesized: Synthesized) -> None:
     # GIVEN every bucket policy
+    # WHEN the stage is synthesized (once per session)
     for concern in ("Data", "Audit"):
         for logical, policy in synthesized.resources(concern, "AWS::S3::BucketPolicy").items():
             statements = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -159,6 +162,7 @@ def test_bucket_policies_require_tls_12_and_our_key(synthesized: Synthesized) ->
 def test_trail_is_multi_region_validated_encrypted_and_logged(synthesized: Synthesized) -> None:
     # GIVEN the Audit stack
     audit = synthesized.template("Audit")
+    # WHEN the stage is synthesized (once per session)
     # THEN its trail covers every region, validates its files, is encrypted and also goes to CloudWatch Logs
     # AND it records object-level S3 events of exactly the two watched buckets
     audit.has_resource_properties(
@@ -203,6 +207,7 @@ def test_security_signals_alarm_to_the_encrypted_operator_topic(synthesized: Syn
     audit = synthesized.template("Audit")
     audit.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
     (topic_id,) = audit.find_resources("AWS::SNS::Topic")
+    # WHEN the stage is synthesized (once per session)
     # THEN each security signal has its metric filter and its alarm, which notifies the operator topic
     for signal in SECURITY_SIGNALS:
         audit.has_resource_properties(
@@ -223,6 +228,7 @@ def test_security_signals_alarm_to_the_encrypted_operator_topic(synthesized: Syn
 
 def test_operator_email_subscribes_only_when_configured(dev: Synthesized, prod: Synthesized) -> None:
     # GIVEN dev without an operator e-mail and prod with one
+    # WHEN the stage is synthesized (once per session)
     # THEN only prod subscribes it to the operator topic
     dev.template("Audit").resource_count_is("AWS::SNS::Subscription", 0)
     prod.template("Audit").has_resource_properties(
@@ -233,6 +239,7 @@ def test_operator_email_subscribes_only_when_configured(dev: Synthesized, prod: 
 def test_stack_names_follow_app_stage_concern(synthesized: Synthesized) -> None:
     # GIVEN the stage's stacks
     names = {s.stack_name for s in synthesized.stage.stacks()}
+    # WHEN the stage is synthesized (once per session)
     # THEN each is named <app>-<stage>-<concern>
     assert f"sagecycle-{synthesized.config.stage}-Data" in names
     assert f"sagecycle-{synthesized.config.stage}-Audit" in names

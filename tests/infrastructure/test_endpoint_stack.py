@@ -77,6 +77,7 @@ def test_model_serves_the_champion_resolved_at_deploy_time(synthesized: Synthesi
     # GIVEN the stage's Endpoint template
     cfg = synthesized.config
     model = _one(synthesized, "AWS::SageMaker::Model")
+    # WHEN the stage is synthesized (once per session)
     # THEN the model data is a dynamic reference to the champion parameter, resolved by CloudFormation
     container = model["PrimaryContainer"]
     assert container["ModelDataUrl"] == f"{{{{resolve:ssm:{champion_parameter_name(cfg)}}}}}"
@@ -89,6 +90,7 @@ def test_template_holds_no_model_url_and_no_parameter(synthesized: Synthesized) 
     # GIVEN the Endpoint template
     template = synthesized.raw[synthesized.config.stack_name(CONCERN)]
     text = json.dumps(template)
+    # WHEN the stage is synthesized (once per session)
     # THEN no model location is baked in: the only s3:// URL is the capture destination
     assert "model.tar.gz" not in text and "-models-" not in text
     assert [s for s in _strings(template) if s.startswith("s3://")] == [
@@ -101,6 +103,7 @@ def test_template_holds_no_model_url_and_no_parameter(synthesized: Synthesized) 
 def test_model_is_network_isolated_and_loads_code_from_the_artifact(synthesized: Synthesized) -> None:
     # GIVEN the model
     model = _one(synthesized, "AWS::SageMaker::Model")
+    # WHEN the stage is synthesized (once per session)
     # THEN it runs as the Model stack's execution role, isolated, with inference.py from the artifact's code/
     role_arn = "".join(_strings(model["ExecutionRoleArn"]))
     assert role_arn.endswith(f":role/sagecycle-{synthesized.config.stage}-sagemaker-execution")
@@ -151,6 +154,7 @@ def test_hosting_revision_follows_what_the_endpoint_and_its_config_carry() -> No
 def test_endpoint_config_encrypts_volume_and_capture_with_the_data_key(synthesized: Synthesized) -> None:
     # GIVEN the endpoint config
     config = _one(synthesized, "AWS::SageMaker::EndpointConfig")
+    # WHEN the stage is synthesized (once per session)
     # THEN its volumes and its captured data are encrypted with the Data stack's data key, the same one
     assert "DataKeyArn" in json.dumps(config["KmsKeyId"])
     synthesized.template(CONCERN).has_resource_properties(
@@ -162,6 +166,7 @@ def test_endpoint_config_encrypts_volume_and_capture_with_the_data_key(synthesiz
 def test_data_capture_records_requests_and_responses_as_text(synthesized: Synthesized) -> None:
     # GIVEN the endpoint config
     capture = _one(synthesized, "AWS::SageMaker::EndpointConfig")["DataCaptureConfig"]
+    # WHEN the stage is synthesized (once per session)
     # THEN both directions are captured at the configured rate, CSV and JSON kept as text
     assert capture["EnableCapture"] is True
     assert capture["InitialSamplingPercentage"] == synthesized.config.endpoint.data_capture_sampling_percent
@@ -179,6 +184,7 @@ def test_data_capture_records_requests_and_responses_as_text(synthesized: Synthe
 def test_variant_keeps_the_contract_name_and_configured_size(synthesized: Synthesized) -> None:
     # GIVEN the stage's endpoint settings
     e = synthesized.config.endpoint
+    # WHEN the stage is synthesized (once per session)
     # THEN the one variant keeps the contract's name and the configured instances, and is not serverless
     synthesized.template(CONCERN).has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
@@ -206,6 +212,7 @@ def test_endpoint_updates_by_canary_and_rolls_back_on_the_contract_alarms(synthe
     rollback = [
         contract.alarm_name(cfg.app_name, cfg.stage, contract.ENDPOINT_ALARMS[k]) for k in contract.ROLLBACK_ALARM_KEYS
     ]
+    # WHEN the stage is synthesized (once per session)
     # THEN it has the contract's name and a blue/green canary policy from config
     assert props["EndpointName"] == contract.endpoint_name(cfg.app_name, cfg.stage)
     assert props["DeploymentConfig"] == {
@@ -226,7 +233,9 @@ def test_endpoint_updates_by_canary_and_rolls_back_on_the_contract_alarms(synthe
 
 
 def test_endpoint_keeps_autoscaled_capacity_across_updates(synthesized: Synthesized) -> None:
-    # GIVEN the endpoint / THEN an update keeps the variant's autoscaled capacity, but not the old capture config
+    # GIVEN the endpoint
+    # WHEN the stage is synthesized
+    # THEN an update keeps the variant's autoscaled capacity, but not the old capture config
     synthesized.template(CONCERN).has_resource_properties(
         "AWS::SageMaker::Endpoint",
         {
@@ -246,6 +255,7 @@ def test_autoscaling_tracks_invocations_per_instance(synthesized: Synthesized) -
     (target,) = synthesized.resources(CONCERN, "AWS::ApplicationAutoScaling::ScalableTarget").values()
     props = target["Properties"]
     policy = _one(synthesized, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    # WHEN the stage is synthesized (once per session)
     # THEN it scales the variant's instance count within the configured bounds
     assert (
         props["ResourceId"]
@@ -271,6 +281,7 @@ def test_autoscaling_tracks_invocations_per_instance(synthesized: Synthesized) -
 def test_dev_scales_down_at_night_and_prod_never(dev: Synthesized, prod: Synthesized) -> None:
     # GIVEN dev's and prod's scalable targets
     e = dev.config.endpoint
+    # WHEN the stage is synthesized (once per session)
     # THEN dev scales to its minimum in the evening and back up on weekday mornings
     assert _one(dev, "AWS::ApplicationAutoScaling::ScalableTarget")["ScheduledActions"] == [
         {
@@ -296,6 +307,7 @@ def test_dev_scales_down_at_night_and_prod_never(dev: Synthesized, prod: Synthes
 def test_every_contract_alarm_exists_and_notifies_the_operators(synthesized: Synthesized) -> None:
     # GIVEN the stack's alarms
     alarms = _alarms(synthesized)
+    # WHEN the stage is synthesized (once per session)
     # THEN there is one per contract key, each with one action: the Audit stack's operator topic
     assert set(alarms) == set(contract.ENDPOINT_ALARMS)
     for key, alarm in alarms.items():
@@ -323,6 +335,7 @@ def _dimensions(s: Synthesized) -> list[dict[str, str]]:
 def test_invocation_alarms_follow_the_config(synthesized: Synthesized) -> None:
     # GIVEN the alarms and the endpoint settings
     alarms, e = _alarms(synthesized), synthesized.config.endpoint
+    # WHEN the stage is synthesized (once per session)
     # THEN 5xx: a per-minute sum over the threshold; quiet minutes are fine
     five = alarms["errors_5xx"]
     assert _metric(five) == ("AWS/SageMaker", "Invocation5XXErrors", 60, "Sum")
@@ -346,6 +359,7 @@ def test_invocation_alarms_follow_the_config(synthesized: Synthesized) -> None:
 def test_silence_alarms_when_no_request_arrives(synthesized: Synthesized) -> None:
     # GIVEN the no-invocations alarm
     idle = _alarms(synthesized)["no_invocations"]
+    # WHEN the stage is synthesized (once per session)
     # THEN it fires when fewer than one request arrives in every 5-minute period of the configured window,
     # and when no data arrives at all
     periods = synthesized.config.endpoint.no_invocations_alarm_minutes // 5
@@ -358,6 +372,7 @@ def test_silence_alarms_when_no_request_arrives(synthesized: Synthesized) -> Non
 def test_instance_alarms_watch_the_endpoint_namespace_with_cpu_normalised(synthesized: Synthesized) -> None:
     # GIVEN the instance alarms
     alarms, e = _alarms(synthesized), synthesized.config.endpoint
+    # WHEN the stage is synthesized (once per session)
     # THEN CPU (summed over vCPUs by SageMaker) is divided by the vCPUs, so 80 means 80 % of the instance
     cpu = alarms["cpu"]
     expression = next(m["Expression"] for m in cpu["Metrics"] if "Expression" in m)
@@ -374,6 +389,7 @@ def test_instance_alarms_watch_the_endpoint_namespace_with_cpu_normalised(synthe
 def test_composite_alarm_is_errors_latency_or_silence(synthesized: Synthesized) -> None:
     # GIVEN the endpoint's alarms, by contract key and logical id
     alarms = _alarms(synthesized)
+    # WHEN the stage is synthesized (once per session)
     # THEN the composite's rule names exactly the errors, both latencies and silence, joined by OR
     rule = json.dumps(alarms["unhealthy"]["AlarmRule"])
     members = {k for k, a in alarms.items() if k != "unhealthy" and a["_id"] in rule}
@@ -398,6 +414,7 @@ def test_dashboard_charts_traffic_latency_capacity_drift_and_training(synthesize
     assert _one(synthesized, "AWS::CloudWatch::Dashboard")["DashboardName"] == f"sagecycle-{cfg.stage}"
     metrics = _dashboard_metrics(synthesized)
     charted = {(m[0], m[1], m[-1].get("stat")) for m in metrics if isinstance(m[0], str) and len(m) > 2}
+    # WHEN the stage is synthesized (once per session)
     # THEN the endpoint's invocations, errors and both latencies at p50/p90/p99 are charted
     assert {("AWS/SageMaker", "Invocations", "Sum"), ("AWS/SageMaker", "Invocation4XXErrors", "Sum")} <= charted
     assert ("AWS/SageMaker", "Invocation5XXErrors", "Sum") in charted
@@ -433,6 +450,7 @@ def test_serverless_drops_what_sagemaker_refuses_for_serverless(serverless: Synt
     e = serverless.config.endpoint
     config = _one(serverless, "AWS::SageMaker::EndpointConfig")
     (variant,) = config["ProductionVariants"]
+    # WHEN the stage is synthesized (once per session)
     # THEN the variant is serverless, without a volume key or data capture
     assert variant["ServerlessConfig"] == {
         "MemorySizeInMB": e.serverless_memory_mb,

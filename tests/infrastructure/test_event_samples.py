@@ -281,7 +281,9 @@ def test_published_samples_fire_exactly_the_rules_they_should(
 
 
 def test_every_published_sample_is_described_in_sources() -> None:
-    # GIVEN the samples and their sources table / THEN every file has its row, and every row its file
+    # GIVEN the samples and their sources table
+    # WHEN the table is read beside the files
+    # THEN every file has its row, and every row its file
     listed = (SAMPLES.parent / "SOURCES.md").read_text()
     files = {f"aws/{p.relative_to(SAMPLES)}" for p in SAMPLES.rglob("*.json")}
     assert files and all(f"`{f}`" in listed for f in files)

@@ -19,7 +19,9 @@ def _statements(s: Synthesized) -> list[dict]:
 
 
 def test_execution_role_is_assumed_by_sagemaker_of_this_account_only(synthesized: Synthesized) -> None:
-    # GIVEN the Model stack / THEN the execution role, by its name, trusts SageMaker calling for this account only
+    # GIVEN the Model stack
+    # WHEN the stage is synthesized
+    # THEN the execution role, by its name, trusts SageMaker calling for this account only
     synthesized.template("Model").has_resource_properties(
         "AWS::IAM::Role",
         {
@@ -42,6 +44,7 @@ def test_execution_role_is_prefix_scoped_without_full_access(synthesized: Synthe
     # GIVEN the execution role's statements
     statements = _statements(synthesized)
     by_sid = {st["Sid"]: st for st in statements}
+    # WHEN the stage is synthesized (once per session)
     # THEN no action is a service-wide wildcard and S3 access names prefixes, never whole buckets
     for st in statements:
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
@@ -81,7 +84,9 @@ def test_image_is_the_configured_xgboost_framework_container(synthesized: Synthe
 
 
 def test_scripts_ship_content_hashed_and_old_versions_stay(synthesized: Synthesized) -> None:
-    # GIVEN the Model stack / THEN the scripts deploy under code/ without pruning older versions
+    # GIVEN the Model stack
+    # WHEN the stage is synthesized
+    # THEN the scripts deploy under code/ without pruning older versions
     synthesized.template("Model").has_resource_properties(
         "Custom::CDKBucketDeployment", {"DestinationBucketKeyPrefix": "code/", "Prune": False}
     )
@@ -90,7 +95,8 @@ def test_scripts_ship_content_hashed_and_old_versions_stay(synthesized: Synthesi
 
 
 def test_sourcedir_tarball_is_deterministic_and_holds_the_scripts(tmp_path: Path) -> None:
-    # GIVEN two builds of the same sources
+    # GIVEN the same sources
+    # WHEN they are built twice
     a = build_sourcedir(tmp_path / "a")
     b = build_sourcedir(tmp_path / "b")
     # THEN they are byte-identical and named by their hash, with train.py at the top level
@@ -103,6 +109,7 @@ def test_sourcedir_tarball_is_deterministic_and_holds_the_scripts(tmp_path: Path
 
 def test_champion_parameter_value_never_depends_on_the_baseline_build(dev: Synthesized, prod: Synthesized) -> None:
     # GIVEN dev synthesized without a baseline model and prod with one
+    # WHEN the stage is synthesized (once per session)
     for s in (dev, prod):
         model = s.template("Model")
         model.resource_count_is("AWS::SSM::Parameter", 1)
@@ -130,7 +137,7 @@ def test_champion_parameter_value_never_depends_on_the_baseline_build(dev: Synth
 
 
 def test_model_registry_group_exists(synthesized: Synthesized) -> None:
-    # GIVEN the Model stack / THEN the registry group carries the stage's name
+    # GIVEN the Model stack / WHEN the stage is synthesized / THEN the registry group carries the stage's name
     synthesized.template("Model").has_resource_properties(
         "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": f"sagecycle-{synthesized.config.stage}"}
     )

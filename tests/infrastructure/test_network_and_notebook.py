@@ -35,6 +35,7 @@ def _props(s: Synthesized, concern: str, resource_type: str) -> list[dict[str, A
 def test_vpc_has_isolated_subnets_in_the_configured_zones_and_no_internet_path(synthesized: Synthesized) -> None:
     # GIVEN the Network stack
     network = synthesized.template("Network")
+    # WHEN the stage is synthesized (once per session)
     # THEN one VPC, one isolated subnet per configured zone, no public IPs, no internet or NAT gateway
     network.resource_count_is("AWS::EC2::VPC", 1)
     subnets = _props(synthesized, "Network", "AWS::EC2::Subnet")
@@ -108,6 +109,7 @@ def test_s3_gateway_reaches_only_this_account_and_ecr_layers(synthesized: Synthe
         e for e in _props(synthesized, "Network", "AWS::EC2::VPCEndpoint") if e["VpcEndpointType"] == "Gateway"
     )
     statements = {s["Sid"]: s for s in gateway["PolicyDocument"]["Statement"]}
+    # WHEN the stage is synthesized (once per session)
     # THEN any S3 action on this account's buckets, and only reads of ECR's layer bucket besides
     assert set(statements) == {"OwnAccountBuckets", "EcrImageLayers"}
     assert statements["OwnAccountBuckets"]["Condition"] == {
@@ -142,6 +144,7 @@ def test_sagemaker_group_reaches_only_endpoints_s3_and_its_peers(synthesized: Sy
     ref = {"Fn::GetAtt": [sg_id, "GroupId"]}
     egress = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::SecurityGroupEgress"]
     ingress = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+    # WHEN the stage is synthesized (once per session)
     # THEN inline egress is HTTPS to the VPC only (so CloudFormation adds no allow-all default)...
     assert sg["SecurityGroupEgress"] == [
         {
@@ -189,6 +192,7 @@ def test_interface_endpoint_cost_matches_the_readme(dev: Synthesized, prod: Synt
 
 def test_network_and_notebook_stacks_follow_the_switches(dev: Synthesized, prod: Synthesized) -> None:
     # GIVEN dev (network and notebook on) and prod (network on, notebook off by default)
+    # WHEN the stage is synthesized (once per session)
     # THEN the stacks exist accordingly, and the notebook depends on the network, which depends on the data stack
     assert dev.stage.network is not None and dev.stage.notebook is not None
     assert prod.stage.network is not None and prod.stage.notebook is None
@@ -205,6 +209,7 @@ def test_notebook_instance_is_private_encrypted_and_rootless(dev: Synthesized) -
     # GIVEN the dev notebook instance
     nb = dev.config.notebook
     instance = _props(dev, "Notebook", "AWS::SageMaker::NotebookInstance")[0]
+    # WHEN the stage is synthesized (once per session)
     # THEN no direct internet, no root, IMDSv2 only, AL2023, the data key, a private subnet and the SageMaker group
     assert instance["DirectInternetAccess"] == "Disabled"
     assert instance["RootAccess"] == "Disabled"
@@ -228,6 +233,7 @@ def test_notebook_role_is_least_privilege(dev: Synthesized) -> None:
     # GIVEN the notebook role's own (allow) policy
     statements = {s["Sid"]: s for s in _allow_statements(dev, "Notebook")}
     text = json.dumps(statements)
+    # WHEN the stage is synthesized (once per session)
     # THEN exactly these grants: data prefixes, the project's endpoints and jobs, the start function, itself, logs
     assert set(statements) == {
         "ReadDataPrefixes",
@@ -265,6 +271,7 @@ def test_guardrails_are_attached_to_the_notebook_role(dev: Synthesized) -> None:
     assert stack is not None
     cfn = stack.guardrails.policy.node.default_child
     guardrails = dev.resources("Notebook", "AWS::IAM::ManagedPolicy")[stack.resolve(cfn.logical_id)]["Properties"]
+    # WHEN the stage is synthesized (once per session)
     # THEN it is attached to the notebook role and holds only denies
     assert guardrails["Roles"] == [{"Ref": next(iter(dev.resources("Notebook", "AWS::IAM::Role")))}]
     assert {s["Effect"] for s in guardrails["PolicyDocument"]["Statement"]} == {"Deny"}
@@ -272,6 +279,7 @@ def test_guardrails_are_attached_to_the_notebook_role(dev: Synthesized) -> None:
 
 def test_guardrails_deny_what_is_not_private_and_encrypted() -> None:
     # GIVEN the guardrail statements
+    # WHEN they are rendered as IAM JSON
     statements = {s.sid: s.to_statement_json() for s in sagemaker_guardrail_statements()}
     creates = ["sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob", "sagemaker:CreateModel"]
     # THEN jobs and models need subnets, security groups and network isolation (the keys those actions support)
@@ -311,6 +319,7 @@ def test_guardrail_volume_exception_matches_the_job_builder() -> None:
     # GIVEN the job-spec builder, which leaves VolumeKmsKeyId out for local-storage families
     from lambdas.shared import jobspec
 
+    # WHEN its local-storage families are set beside the guardrail's
     # THEN the guardrail exempts exactly those families, so no job the builder makes is denied
     assert set(LOCAL_STORAGE_FAMILIES) == set(jobspec._LOCAL_STORAGE_FAMILIES)
 
@@ -362,6 +371,7 @@ def test_lifecycle_scripts_finish_well_within_five_minutes(dev: Synthesized, hoo
 def test_on_start_installs_the_idle_check_as_a_timer(dev: Synthesized) -> None:
     # GIVEN the OnStart script
     script = _lifecycle_content(dev, "OnStart")
+    # WHEN the stage is synthesized (once per session)
     # THEN it carries notebook_idle.py byte for byte, installs it root-owned, runs it as ec2-user every 5 minutes
     assert _payload(script) == (ROOT / "sagecycle" / "notebook_idle.py").read_bytes()
     assert f"IDLE_MINUTES={dev.config.notebook.idle_minutes}\n" in script
@@ -382,7 +392,9 @@ def test_on_start_installs_the_idle_check_as_a_timer(dev: Synthesized) -> None:
 
 
 def test_on_create_installs_the_quickstart_notebook_once(dev: Synthesized) -> None:
-    # GIVEN the OnCreate script THEN it carries the notebook byte for byte and never overwrites a user's copy
+    # GIVEN the OnCreate script
+    # WHEN the stage is synthesized
+    # THEN it carries the notebook byte for byte and never overwrites a user's copy
     script = _lifecycle_content(dev, "OnCreate")
     assert _payload(script) == (ROOT / "notebooks" / "quickstart.ipynb").read_bytes()
     assert "TARGET=/home/ec2-user/SageMaker/quickstart.ipynb" in script
@@ -411,7 +423,9 @@ def _perimeter_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_buckets_are_open_to_any_network_by_default(synthesized: Synthesized) -> None:
-    # GIVEN the default stages (restrict_buckets_to_vpce off) THEN no bucket carries the perimeter statement
+    # GIVEN the default stages (restrict_buckets_to_vpce off)
+    # WHEN the stage is synthesized
+    # THEN no bucket carries the perimeter statement
     assert _perimeter_statements(synthesized.raw[synthesized.config.stack_name("Data")]) == []
 
 
@@ -419,6 +433,7 @@ def test_restricted_buckets_deny_object_access_outside_own_vpc_endpoints(
     restricted_data: dict[str, Any], dev: Synthesized
 ) -> None:
     # GIVEN the data and model buckets with the perimeter on
+    # WHEN the stage is synthesized (once per session)
     statements = _perimeter_statements(restricted_data)
     assert len(statements) == 2  # data and model bucket; the access-log bucket is written by S3 itself
     for statement in statements:

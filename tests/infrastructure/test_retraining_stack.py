@@ -131,6 +131,7 @@ def test_synthesized_patterns_match_aws_sample_events(
 
 def test_every_function_is_arm64_latest_python_traced_and_bounded(synthesized: Synthesized) -> None:
     # GIVEN the Retraining stack, whose functions are the contract's glue functions and no others
+    # WHEN the stage is synthesized (once per session)
     template = synthesized.template("Retraining")
     template.resource_count_is("AWS::Lambda::Function", len(c.FUNCTIONS))
     for key in c.FUNCTIONS:
@@ -183,6 +184,7 @@ def test_training_settings_in_the_environment_build_a_valid_job(synthesized: Syn
 def test_roles_have_one_managed_policy_and_pass_only_the_execution_role(synthesized: Synthesized) -> None:
     # GIVEN the Retraining stack's roles and policies
     template = synthesized.template("Retraining")
+    # WHEN the stage is synthesized (once per session)
     # THEN no inline policy exists (every grant lands in a function's managed policy) and no role has AWS's
     template.resource_count_is("AWS::IAM::Policy", 0)
     assert template.find_resources("AWS::IAM::Role", {"Properties": {"ManagedPolicyArns": Match.any_value()}}) == {}
@@ -201,6 +203,7 @@ def test_new_data_is_debounced_through_an_encrypted_queue(synthesized: Synthesiz
     template = synthesized.template("Retraining")
     stack = synthesized.stage.retraining
     queue = stack.resolve(stack.new_data.queue.node.default_child.logical_id)  # type: ignore[union-attr]
+    # WHEN the stage is synthesized (once per session)
     # THEN every queue is KMS-encrypted
     assert template.find_resources("AWS::SQS::Queue", {"Properties": {"KmsMasterKeyId": Match.absent()}}) == {}
     # AND only the new-data queue redrives, after five receives
@@ -230,6 +233,7 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized)
         for d in a["Properties"].get("Dimensions", [])
         if d["Name"] == "QueueName"
     }
+    # WHEN the stage is synthesized (once per session)
     # THEN each has an alarm on its depth, and every queue-depth alarm fires on a single message
     assert set(dlqs) == watched
     sqs_alarms = {"Namespace": "AWS/SQS"}
@@ -243,7 +247,9 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized)
 
 
 def test_async_targets_retry_and_dead_letter(synthesized: Synthesized) -> None:
-    # GIVEN every rule of the stack / THEN each target retries eight times and then dead-letters
+    # GIVEN every rule of the stack
+    # WHEN the stage is synthesized
+    # THEN each target retries eight times and then dead-letters
     for props in _rules(synthesized).values():
         for target in props["Targets"]:
             assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
@@ -251,7 +257,9 @@ def test_async_targets_retry_and_dead_letter(synthesized: Synthesized) -> None:
 
 
 def test_schedules_come_from_config(synthesized: Synthesized) -> None:
-    # GIVEN the scheduled rules / THEN their expressions are the configured retraining and drift schedules
+    # GIVEN the scheduled rules
+    # WHEN the stage is synthesized
+    # THEN their expressions are the configured retraining and drift schedules
     schedules = {p["ScheduleExpression"] for p in _rules(synthesized).values() if "ScheduleExpression" in p}
     assert schedules == {synthesized.config.retraining.schedule, synthesized.config.retraining.drift_schedule}
 
@@ -260,6 +268,7 @@ def test_drift_alarm_watches_max_psi_at_the_configured_threshold(synthesized: Sy
     # GIVEN the Retraining stack and the stage's drift threshold
     template = synthesized.template("Retraining")
     stage = synthesized.config.stage
+    # WHEN the stage is synthesized (once per session)
     # THEN the drift alarm, by its name, watches MaxPSI in our namespace at that threshold and notifies
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
@@ -286,6 +295,7 @@ def test_training_jobs_run_in_the_private_subnets_behind_the_guardrails(synthesi
     start = _functions(synthesized)[c.function_name("sagecycle", synthesized.config.stage, "start_training")]
     raw = start["Environment"]["Variables"][c.ENV_TRAINING_SETTINGS]
     text = json.dumps(raw)
+    # WHEN the stage is synthesized (once per session)
     # THEN subnets and the security group are the Network stack's (no sentinel survives into the template)
     assert "subnet-0000" not in text and "sg-0000" not in text and "000000000000" not in text
     assert "sagecycle-" + synthesized.config.stage + "-Network" in text
@@ -304,6 +314,7 @@ def test_training_jobs_run_in_the_private_subnets_behind_the_guardrails(synthesi
 
 def test_bucket_perimeter_exempts_the_deploy_copier_and_glue_roles_by_tag(tmp_path: Path) -> None:
     # GIVEN a dev stage whose buckets accept object access only through VPC endpoints
+    # WHEN it is synthesized
     from config.settings import load_config
     from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG
     from tests.infrastructure.conftest import synthesize

@@ -63,6 +63,7 @@ def _output_of(value: Any) -> str | None:
 
 def test_every_function_logs_to_a_kms_encrypted_group_of_its_own_template(synthesized: Synthesized) -> None:
     # GIVEN every Lambda function of every stack, CDK's helpers included
+    # WHEN the stage is synthesized (once per session)
     functions = 0
     for concern, template in _templates(synthesized).items():
         groups = _of_type(template, "AWS::Logs::LogGroup")
@@ -89,6 +90,7 @@ def test_every_log_group_is_kms_encrypted_and_expires(synthesized: Synthesized) 
 
 def test_every_function_environment_is_encrypted_with_the_stage_data_key(synthesized: Synthesized) -> None:
     # GIVEN every function that has environment variables (the glue functions, the scripts copier)
+    # WHEN the stage is synthesized (once per session)
     with_environment = 0
     for concern, template in _templates(synthesized).items():
         for name, fn in _of_type(template, "AWS::Lambda::Function").items():
@@ -115,6 +117,7 @@ def test_sagemaker_network_interfaces_are_pinned_to_the_stage_vpc_and_subnets(sy
     assert synthesized.config.network.enabled
     statements = _execution_statements(synthesized)
     n_subnets = len(synthesized.config.availability_zones)
+    # WHEN the stage is synthesized (once per session)
     # THEN every network-interface action is allowed on conditions that name the VPC and its subnets
     synthesized.template("Model").has_resource_properties(
         "AWS::IAM::ManagedPolicy",
@@ -172,6 +175,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 def test_without_a_network_the_execution_role_has_no_ec2_permission(tmp_path: Any) -> None:
     # GIVEN a stage without the private network
+    # WHEN it is synthesized
     from config.settings import load_config
     from tests.infrastructure.conftest import synthesize
 
@@ -196,6 +200,7 @@ def test_glue_functions_say_why_they_run_outside_the_vpc_where_scanners_read_it(
     # GIVEN the glue functions
     functions = synthesized.resources("Retraining", "AWS::Lambda::Function")
     assert len(functions) == len(c.FUNCTIONS)
+    # WHEN the stage is synthesized (once per session)
     # THEN each runs outside a VPC and says why, in the Metadata checkov and cfn_nag read
     for name, fn in functions.items():
         checkov, cfn_nag = _skips(fn)
@@ -206,6 +211,7 @@ def test_glue_functions_say_why_they_run_outside_the_vpc_where_scanners_read_it(
 
 def test_cdk_helper_functions_document_what_cdk_cannot_fix(synthesized: Synthesized) -> None:
     # GIVEN CDK's own functions: the scripts copier, the default-group cleaner, the prefix-list lookup
+    # WHEN the stage is synthesized (once per session)
     helpers = {
         concern: {
             k: v
@@ -227,6 +233,7 @@ def test_cdk_helper_functions_document_what_cdk_cannot_fix(synthesized: Synthesi
 def test_access_log_bucket_documents_why_it_cannot_log_to_itself(synthesized: Synthesized) -> None:
     # GIVEN the access-log bucket, by its pinned logical id
     bucket = synthesized.resources("Data", "AWS::S3::Bucket")["AccessLogBucket"]
+    # WHEN the stage is synthesized (once per session)
     # THEN the scanners read why it has no access log and uses SSE-S3
     checkov, cfn_nag = _skips(bucket)
     assert set(checkov) == {"CKV_AWS_18", "CKV_AWS_145"} and set(cfn_nag) == {"W35"}
@@ -282,7 +289,9 @@ def assert_bucket_is_tls_only(template: Template, bucket: str) -> None:
 
 
 def test_every_bucket_policy_denies_requests_without_tls(synthesized: Synthesized) -> None:
-    # GIVEN every bucket of every stack / THEN its policy denies plain HTTP and TLS below 1.2
+    # GIVEN every bucket of every stack
+    # WHEN the stage is synthesized
+    # THEN its policy denies plain HTTP and TLS below 1.2
     buckets = 0
     for concern, raw in _templates(synthesized).items():
         template = synthesized.template(concern)
@@ -293,7 +302,9 @@ def test_every_bucket_policy_denies_requests_without_tls(synthesized: Synthesize
 
 
 def test_every_topic_and_queue_policy_denies_requests_without_tls(synthesized: Synthesized) -> None:
-    # GIVEN every topic and queue of every stack / THEN its policy denies requests without TLS
+    # GIVEN every topic and queue of every stack
+    # WHEN the stage is synthesized
+    # THEN its policy denies requests without TLS
     topics = queues = 0
     for concern, raw in _templates(synthesized).items():
         template = synthesized.template(concern)
@@ -495,6 +506,7 @@ def _glue_policies(s: Synthesized) -> dict[str, dict[str, Any]]:
 
 def test_every_glue_statement_names_exactly_its_resources(synthesized: Synthesized) -> None:
     # GIVEN each glue function's scoped policy, statement by statement
+    # WHEN the stage is synthesized (once per session)
     policies = _glue_policies(synthesized)
     for fn, expected in _glue_expected(synthesized.config).items():
         statements = policies[f"{fn}Policy"]["Properties"]["PolicyDocument"]["Statement"]
@@ -515,6 +527,7 @@ def _statement(s: Synthesized, fn: str, sid: str) -> dict[str, Any]:
 def test_ingest_discards_only_named_versions_of_its_copies(synthesized: Synthesized) -> None:
     # GIVEN the ingest statement that lets it remove a copy that failed verification
     discard = _statement(synthesized, "Ingest", "DiscardBadCopies")
+    # WHEN the stage is synthesized (once per session)
     # THEN it deletes versions only: a plain DeleteObject on train/ would put a delete marker over a good file
     assert _actions(discard) == ["s3:DeleteObjectVersion"] and "Condition" not in discard
     # AND no ingest statement may delete anything in train/ or quarantine/ but by version
@@ -526,6 +539,7 @@ def test_ingest_discards_only_named_versions_of_its_copies(synthesized: Synthesi
 
 def test_glue_bucket_listings_are_limited_to_the_prefixes_they_read(synthesized: Synthesized) -> None:
     # GIVEN every glue statement that lists a bucket (so that S3 says NoSuchKey, not AccessDenied, for a miss)
+    # WHEN the stage is synthesized (once per session)
     expected = {
         ("Ingest", "ListOwnPrefixes"): ["incoming/*", "train/*", "quarantine/*"],
         ("Promote", "ListModelArtifacts"): ["models/*", "training-output/*"],
@@ -548,6 +562,7 @@ def test_glue_unscoped_policies_hold_only_the_actions_without_resource_level_per
     synthesized: Synthesized,
 ) -> None:
     # GIVEN each glue function's unscoped policy (the one policy whose "*" is acknowledged)
+    # WHEN the stage is synthesized (once per session)
     # THEN it holds X-Ray's two actions and PutMetricData on our namespace, and nothing else
     for name, policy in _glue_policies(synthesized).items():
         if not name.endswith("UnscopedPolicy"):

@@ -15,7 +15,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-PLAIN_WIDTH = 120  # piped output: wide enough for an S3 URL and its neighbours on one line
+PLAIN_WIDTH = 160  # piped output: wide enough for a model URL and its label on one line
 
 
 def console(stream: TextIO | None = None) -> Console:
@@ -110,11 +110,28 @@ def print_status(status: dict[str, Any], stream: TextIO | None = None) -> None:
         title = f"Endpoint {endpoint['name']}: {endpoint['status']}  config {endpoint['config']}"
         if endpoint["pending_config"]:
             title += f"  (deploying {endpoint['pending_config']})"
+        champion_url = (champion or {}).get("model_data_url")
+        previous_url = (champion or {}).get("previous_model_data_url")
+
+        def serves(url: str | None) -> str:
+            if url and url == champion_url:
+                return "the champion"
+            if url and url == previous_url:
+                return "the previous champion"
+            return url or "-"
+
         rows = [
-            (v["name"], v["current_weight"], v["desired_weight"], v["instances"], v["model_data_url"] or v["model"])
+            (
+                v["name"],
+                v["current_weight"],
+                v["desired_weight"],
+                v["instances"],
+                v["model"],
+                serves(v["model_data_url"]),
+            )
             for v in endpoint["variants"]
         ]
-        out.print(table(title, ["variant", "weight", "desired", "instances", "model"], rows))
+        out.print(table(title, ["variant", "weight", "desired", "instances", "model", "serves"], rows))
 
     deployment = status["deployment"]
     if deployment is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +24,13 @@ from lambdas.shared import runs
 from sagecycle import cli
 from sagecycle.operate.functions import attach_rehearsal
 from sagecycle.rehearsal.moto_sagemaker import install_moto_extensions
+from sagecycle.rehearsal.transform import LocalTransform
+from tests.rehearsal import conftest_hosting
 from tests.rehearsal.conftest_stage import *  # noqa: F403 - the fixtures
 from tests.rehearsal.conftest_stage import REGION, Rig
+
+ROW = conftest_hosting.ROW  # one feature row in the served models' schema order
+model_tars = conftest_hosting.model_tars  # the session's servable model.tar.gz files (a fixture)
 
 
 @pytest.fixture
@@ -135,3 +141,34 @@ def test_rollback_returns_to_the_previous_champion_once(attached: Rig, capsys):
     _, status = run_json(rig, ["status"], capsys)
     assert status["deployment"]["kind"] == "rollback"
     assert status["deployment"]["endpoint_config"] == result["answer"]["endpoint_config"]
+
+
+def test_transform_scores_a_prefix_with_the_champion_in_the_local_sagemaker(
+    attached: Rig,
+    model_tars: dict[str, Path],
+    tmp_path: Path,
+    capsys,
+):
+    # GIVEN a servable champion where the champion parameter points, two files to score (3 and 2 rows), and the
+    # rehearsal's local SageMaker running transform jobs
+    rig = attached
+    names = rig.stage.names
+    champion = rig.client("ssm").get_parameter(Name=names.champion_parameter)["Parameter"]["Value"]
+    bucket, _, key = champion.removeprefix("s3://").partition("/")
+    s3 = rig.client("s3")
+    s3.put_object(Bucket=bucket, Key=key, Body=model_tars["blue"].read_bytes())
+    s3.put_object(Bucket=names.data_bucket, Key=f"{cn.PREFIX_BATCH_INPUT}day/a.csv", Body=ROW * 3)
+    s3.put_object(Bucket=names.data_bucket, Key=f"{cn.PREFIX_BATCH_INPUT}day/b.csv", Body=ROW * 2)
+    source = f"s3://{names.data_bucket}/{cn.PREFIX_BATCH_INPUT}day/"
+    target = f"s3://{names.model_bucket}/{cn.PREFIX_TRANSFORM_OUTPUT}day/"
+    # WHEN the operator runs the transform and waits for it
+    with LocalTransform(rig.aws, tmp_path / "transform", rig.clock, rig.timeline, background=True):
+        code, result = run_json(
+            rig, ["transform", "--input", source, "--output", target, "--poll-seconds", "0.2"], capsys
+        )
+    # THEN the job completed with one .out per input file and one scored line per row (exit 0)
+    assert code == 0 and result["status"] == "Completed" and result["complete"] is True
+    assert result["summary"]["input_files"] == 2 and result["summary"]["out_files"] == 2
+    assert result["summary"]["rows"] == 5 and result["summary"]["bytes"] > 0
+    assert sorted(url.rsplit("/", 1)[-1] for url in result["out_files"]) == ["a.csv.out", "b.csv.out"]
+    assert result["champion"] == champion

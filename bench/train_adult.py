@@ -11,7 +11,8 @@ Variants, each in its own process (so peak memory is its own), all on the same p
   (c) floor      plain xgboost.train on a ready DMatrix with (a)'s parameters: the cost of boosting alone
   one-hot        (c) with the categorical columns one-hot encoded instead of native categorical splits
 The script-overhead ratio is median (a) / median (c). Accuracy and precision are at the cut-off each
-variant picks on validation (max accuracy, as train.py does); AUC and log loss need none.
+variant picks on validation with train.py's rule (evaluation.choose_threshold, max_accuracy: 0.5 unless the
+validation rows are significant evidence for another cut-off); AUC and log loss need none.
 
 Splits: prepare() with each seed of SPLIT_SEEDS (42 is the seed's split) makes an 80/20 split with 10% of the
 80 as validation; on each, (a) runs once through train.py (accuracy at evaluation.json's threshold) and plain

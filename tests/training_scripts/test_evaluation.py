@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
 
 from training_scripts import evaluation
 
@@ -18,6 +21,37 @@ def test_max_accuracy_threshold_separates_the_classes() -> None:
     assert threshold == 0.5
 
 
+def test_max_accuracy_keeps_one_half_when_validation_barely_prefers_another_cut_off() -> None:
+    # GIVEN validation rows where 0.4 is right on 3 more rows than 0.5 (of 5 where they disagree)
+    y = np.array([0] * 50 + [1] * 50 + [1, 1, 1, 1, 0])
+    p = np.concatenate([np.full(50, 0.1), np.full(50, 0.9), [0.45, 0.45, 0.45, 0.45, 0.45]])
+    # WHEN the max-accuracy cut-off is chosen
+    threshold = evaluation.choose_threshold(y, p, "max_accuracy")
+    # THEN 0.5 stays: 4 wins and 1 loss is what chance gives too often (sign test p = 0.19)
+    assert threshold == 0.5
+
+
+def test_max_accuracy_moves_the_cut_off_when_validation_is_clear_about_it() -> None:
+    # GIVEN validation rows where every row scored 0.45 is a positive: 0.4 is right on 30 rows 0.5 gets wrong
+    y = np.array([0] * 50 + [1] * 50 + [1] * 30)
+    p = np.concatenate([np.full(50, 0.1), np.full(50, 0.9), np.full(30, 0.45)])
+    # WHEN the max-accuracy cut-off is chosen
+    threshold = evaluation.choose_threshold(y, p, "max_accuracy")
+    # THEN the better cut-off is taken (the best grid value nearest 0.5 that separates them)
+    assert threshold == 0.45
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(0, 1500), st.integers(0, 1500))
+def test_sign_test_agrees_with_scipys_binomial_test(wins: int, losses: int) -> None:
+    # GIVEN any counts of disagreeing rows won and lost
+    # WHEN the one-sided sign test is computed (exactly, or by the normal approximation beyond 1,000 rows)
+    ours = evaluation.sign_test(wins, losses)
+    # THEN it agrees with scipy's exact binomial test
+    theirs = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins + losses else 1.0
+    assert ours == pytest.approx(theirs, rel=0.05, abs=1e-3)
+
+
 def test_max_f1_threshold_favours_recall_of_the_rare_class() -> None:
     # GIVEN a rare positive class scored in the middle of the negatives
     y = np.array([0] * 8 + [1, 1])
@@ -29,8 +63,9 @@ def test_max_f1_threshold_favours_recall_of_the_rare_class() -> None:
 
 def test_unknown_threshold_method_is_refused() -> None:
     # GIVEN a method that does not exist
-    # THEN choose_threshold names it
-    with pytest.raises(ValueError, match="youden"):
+    # WHEN choose_threshold is asked for it
+    # THEN it refuses with a ValueError
+    with pytest.raises(ValueError):
         evaluation.choose_threshold(np.array([0, 1]), np.array([0.2, 0.8]), "youden")
 
 

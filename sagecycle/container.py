@@ -206,9 +206,12 @@ def start_container(model_dir: str | os.PathLike[str], environment: Mapping[str,
             "(train.py writes code/ into the model directory; was this artifact made by another trainer?)"
         )
     module_name = program[:-3] if program.endswith(".py") else program
+    # Everything the program may import from its own directory: packages (contract/) and sibling modules
+    # (serving_*.py). Another model's copies, imported earlier in this process, must not answer for them.
     local_packages = tuple(p.name for p in code_dir.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+    local_modules = tuple(p.stem for p in code_dir.glob("*.py") if p.stem != module_name)
     transformer = Transformer()
-    with _IMPORT_LOCK, _container_environment(env, code_dir, (module_name, *local_packages)):
+    with _IMPORT_LOCK, _container_environment(env, code_dir, (module_name, *local_modules, *local_packages)):
         try:
             transformer.validate_and_initialize(model_dir=str(root), context=RequestContext(str(root), {}))
             module = importlib.import_module(module_name)

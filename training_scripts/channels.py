@@ -19,11 +19,14 @@ from typing import Any, TypedDict, overload
 
 import numpy as np
 
-try:
+# Imported as training_scripts.* (tests, the CLI), or run as the entry point from /opt/ml/code, where the
+# scripts sit flat: there the flat copies beside it are the ones to use, even where the repository's package
+# is importable too (the local runner), so a job runs exactly the scripts of its source tarball.
+if __package__:
     from training_scripts import data_io
     from training_scripts.host_group import Group, coordinated
     from training_scripts.job_options import DEFAULT_EVAL_METRICS, UsageError
-except ImportError:  # SageMaker container: the scripts sit flat in /opt/ml/code
+else:
     import data_io  # type: ignore[no-redef]
     from host_group import Group, coordinated  # type: ignore[no-redef]
     from job_options import DEFAULT_EVAL_METRICS, UsageError  # type: ignore[no-redef]

@@ -14,9 +14,12 @@ from typing import Any
 
 import xgboost as xgb
 
-try:
+# Imported as training_scripts.* (tests, the CLI), or run as the entry point from /opt/ml/code, where the
+# scripts sit flat: there the flat copies beside it are the ones to use, even where the repository's package
+# is importable too (the local runner), so a job runs exactly the scripts of its source tarball.
+if __package__:
     from training_scripts import data_io
-except ImportError:  # SageMaker container: the scripts sit flat in /opt/ml/code
+else:
     import data_io  # type: ignore[no-redef]
 
 CHECKPOINT_PREFIX, CHECKPOINT_SUFFIX, CHECKPOINTS_KEPT = "checkpoint-", ".ubj", 2

@@ -15,9 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-try:
+# Imported as training_scripts.* (tests, the CLI), or run as the entry point from /opt/ml/code, where the
+# scripts sit flat: there the flat copies beside it are the ones to use, even where the repository's package
+# is importable too (the local runner), so a job runs exactly the scripts of its source tarball.
+if __package__:
     from training_scripts import hyperparameters
-except ImportError:  # SageMaker container: the scripts sit flat in /opt/ml/code
+else:
     import hyperparameters  # type: ignore[no-redef]
 
 EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 143

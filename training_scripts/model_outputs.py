@@ -18,12 +18,15 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-try:
+# Imported as training_scripts.* (tests, the CLI), or run as the entry point from /opt/ml/code, where the
+# scripts sit flat: there the flat copies beside it are the ones to use, even where the repository's package
+# is importable too (the local runner), so a job runs exactly the scripts of its source tarball.
+if __package__:
     from training_scripts import data_io, evaluation
     from training_scripts.channels import Loaded
     from training_scripts.job_options import threads
     from training_scripts.metrics_format import format_final
-except ImportError:  # SageMaker container: the scripts sit flat in /opt/ml/code
+else:
     import data_io  # type: ignore[no-redef]
     import evaluation  # type: ignore[no-redef]
     from channels import Loaded  # type: ignore[no-redef]

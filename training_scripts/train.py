@@ -44,7 +44,10 @@ from typing import Any, cast
 import numpy as np
 import xgboost as xgb
 
-try:
+# Imported as training_scripts.* (tests, the CLI), or run as the entry point from /opt/ml/code, where the
+# scripts sit flat: there the flat copies beside it are the ones to use, even where the repository's package
+# is importable too (the local runner), so a job runs exactly the scripts of its source tarball.
+if __package__:
     from training_scripts import (
         channels,
         checkpoints,
@@ -55,7 +58,7 @@ try:
         metrics_format,
         model_outputs,
     )
-except ImportError:  # SageMaker container: the scripts sit flat in /opt/ml/code
+else:
     import channels  # type: ignore[no-redef]
     import checkpoints  # type: ignore[no-redef]
     import data_io  # type: ignore[no-redef]

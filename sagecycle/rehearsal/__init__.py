@@ -2,15 +2,20 @@
 
 `LocalAws` starts moto's server on 127.0.0.1 and points every boto3 client of this process at it (fake
 credentials). The rest lives beside it, one concern per module:
-- `stage`: provisions the stage from cdk.out (no hand-written list): buckets, tables, queues, topics, keys,
-  parameters, the registry group, the endpoint, alarms, rules and schedules, and the functions' environments;
+- `stage` (with `stage_model`, `templates` and one `provision_*` module per service): provisions the stage from
+  cdk.out (no hand-written list): buckets, tables, queues, topics, keys, parameters, the registry group, the
+  endpoint, alarms, rules and schedules, and the functions' environments;
 - `functions`: the real handlers from `lambdas/`, in-process, each with its synthesized environment;
-- `events`: EventBridge, matching the synthesized rules with moto's pattern engine and delivering to targets;
-- `alarms`: CloudWatch alarms evaluated from the local metrics by their synthesized definitions;
-- `training` and `hosting` (with `moto_sagemaker`): a local SageMaker for training jobs and endpoints,
-  blue/green deployments and the runtime API;
-- `clock`, `timeline`, `terminal`, `report`: simulated time, the record, what the terminal and report.html show;
-- `scenario`: the story `sagecycle demo` tells, in order.
+- `events` (with `event_shapes`, `schedules`): EventBridge, matching the synthesized rules with moto's pattern
+  engine and delivering to targets; the AWS event builders;
+- `alarms` (with `alarm_rules`, `metric_math`): CloudWatch alarms evaluated from the local metrics by their
+  synthesized definitions;
+- `training`, `hosting` (with `blue_green`, `runtime`, `serving_process`), `transform` and `sagemaker_events`,
+  over `moto_sagemaker`: a local SageMaker for training jobs, endpoints with blue/green deployments and the
+  runtime API, and batch transform jobs, all serving through `sagecycle serve`;
+- `clock`, `timeline`, `terminal`, `report` (with `report_data`, `report_kit`, `report_quality`,
+  `report_operations`): simulated time, the record, what the terminal and report.html show;
+- `scenario` (with `scenario_steps`, `local_stage`): the story `sagecycle demo` tells, in order.
 """
 
 from __future__ import annotations

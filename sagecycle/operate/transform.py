@@ -18,7 +18,6 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Final
 
 from contract import names as cn
@@ -77,17 +76,29 @@ def count_rows(bucket: str, key: str) -> int:
     return rows + (0 if last == b"\n" else 1)
 
 
-def summarise(out_bucket: str, out_prefix: str, inputs: int, since: datetime) -> dict[str, Any]:
-    outs = [
-        o for o in list_objects(out_bucket, out_prefix) if o["Key"].endswith(OUT_SUFFIX) and o["LastModified"] >= since
+def out_objects(bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The `.out` objects under the output prefix, by key."""
+    return {o["Key"]: o for o in list_objects(bucket, prefix) if o["Key"].endswith(OUT_SUFFIX)}
+
+
+def _seen(obj: dict[str, Any]) -> tuple[str, Any]:
+    return obj["ETag"], obj["LastModified"]
+
+
+def summarise(out_bucket: str, out_prefix: str, inputs: int, before: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The `.out` files this job wrote: new, or rewritten since `before` was listed (S3's own clock and ETags, so
+    no clock of ours has to agree with S3's)."""
+    written = [
+        o
+        for key, o in out_objects(out_bucket, out_prefix).items()
+        if key not in before or _seen(before[key]) != _seen(o)
     ]
-    rows = sum(count_rows(out_bucket, o["Key"]) for o in outs)
     return {
         "input_files": inputs,
-        "out_files": len(outs),
-        "rows": rows,
-        "bytes": sum(int(o["Size"]) for o in outs),
-        "files": sorted(f"s3://{out_bucket}/{o['Key']}" for o in outs),
+        "out_files": len(written),
+        "rows": sum(count_rows(out_bucket, o["Key"]) for o in written),
+        "bytes": sum(int(o["Size"]) for o in written),
+        "files": sorted(f"s3://{out_bucket}/{o['Key']}" for o in written),
     }
 
 
@@ -147,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             sagemaker.create_model,
             **build_model(settings, model_name=model_name, model_data_url=champion, run_id=request_id),
         )
+        before = out_objects(out_bucket, out_prefix)
         now = utcnow()
         params = build_transform_job(
             settings,
@@ -159,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         sagemaker.create_transform_job(**params)
         job = params["TransformJobName"]
         described = wait(job, poll_s=args.poll_seconds, timeout_s=args.timeout_minutes * 60, show=not common.json)
-        summary = summarise(out_bucket, out_prefix, len(inputs), since=described.get("CreationTime") or now)
+        summary = summarise(out_bucket, out_prefix, len(inputs), before)
     status = str(described["TransformJobStatus"])
     complete = status == "Completed" and summary["out_files"] >= summary["input_files"]
     result = {
@@ -184,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             ("job", job),
             ("status", status),
             ("champion", champion),
-            ("input", f"{args.input} ({summary['input_files']} files)"),
+            ("input", f"{args.input} ({summary['input_files']} file{'' if summary['input_files'] == 1 else 's'})"),
             ("output", args.output),
             (".out files", summary["out_files"]),
             ("rows", summary["rows"]),

@@ -297,19 +297,21 @@ def deploy_start_function() -> None:
 
 
 def test_transform_creates_the_job_from_the_functions_settings_and_reports_missing_outputs(capsys):
-    # GIVEN the stage, its start function's settings and two input files; moto completes the job at once but
-    # scores nothing
+    # GIVEN the stage, its start function's settings, two input files and an earlier job's .out for one of them;
+    # moto completes the job at once but scores nothing
     create_resources()
     deploy_start_function()
     for n in (1, 2):
         aws_client("s3").put_object(Bucket=DATA_BUCKET, Key=f"{cn.PREFIX_BATCH_INPUT}day/{n}.csv", Body=b"39,2,40,3\n")
+    stale = f"{cn.PREFIX_TRANSFORM_OUTPUT}day/1.csv.out"
+    aws_client("s3").put_object(Bucket=MODEL_BUCKET, Key=stale, Body=b"0.5\n")
     source = f"s3://{DATA_BUCKET}/{cn.PREFIX_BATCH_INPUT}day/"
     target = f"s3://{MODEL_BUCKET}/{cn.PREFIX_TRANSFORM_OUTPUT}day/"
     # WHEN transform runs
     code, out, _ = run(["transform", *STAGE_ARGS, "--input", source, "--output", target, "--poll-seconds", "0.1",
                         "--json"], capsys)  # fmt: skip
     # THEN the job is the functions' spec on the champion (KMS, Line split, MultiRecord), and the two inputs
-    # without .out files make it exit 1
+    # without a .out of this job (the earlier one does not count) make it exit 1
     result = json.loads(out)
     assert code == 1 and result["complete"] is False
     assert result["summary"] == {"input_files": 2, "out_files": 0, "rows": 0, "bytes": 0}

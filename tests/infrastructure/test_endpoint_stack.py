@@ -76,14 +76,21 @@ def serverless(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 def test_model_serves_the_champion_resolved_at_deploy_time(synthesized: Synthesized) -> None:
     # GIVEN the stage's Endpoint template
     cfg = synthesized.config
-    model = _one(synthesized, "AWS::SageMaker::Model")
     # WHEN the stage is synthesized (once per session)
     # THEN the model data is a dynamic reference to the champion parameter, resolved by CloudFormation
-    container = model["PrimaryContainer"]
-    assert container["ModelDataUrl"] == f"{{{{resolve:ssm:{champion_parameter_name(cfg)}}}}}"
-    assert container["Image"] == xgboost_image_uri(cfg.region, cfg.training.xgboost_framework_version)
     # AND CloudFormation names the model itself, so a replacement never collides with the old one
-    assert "ModelName" not in model
+    synthesized.template(CONCERN).has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": Match.object_like(
+                {
+                    "ModelDataUrl": f"{{{{resolve:ssm:{champion_parameter_name(cfg)}}}}}",
+                    "Image": xgboost_image_uri(cfg.region, cfg.training.xgboost_framework_version),
+                }
+            ),
+            "ModelName": Match.absent(),
+        },
+    )
 
 
 def test_template_holds_no_model_url_and_no_parameter(synthesized: Synthesized) -> None:
@@ -107,14 +114,26 @@ def test_model_is_network_isolated_and_loads_code_from_the_artifact(synthesized:
     # THEN it runs as the Model stack's execution role, isolated, with inference.py from the artifact's code/
     role_arn = "".join(_strings(model["ExecutionRoleArn"]))
     assert role_arn.endswith(f":role/sagecycle-{synthesized.config.stage}-sagemaker-execution")
-    assert model["EnableNetworkIsolation"] is True
     # AND it runs in the private network's two subnets behind the SageMaker security group
     assert synthesized.config.network.enabled
-    assert len(model["VpcConfig"]["Subnets"]) == 2
-    assert len(model["VpcConfig"]["SecurityGroupIds"]) == 1
-    env = model["PrimaryContainer"]["Environment"]
-    assert (env["SAGEMAKER_PROGRAM"], env["SAGEMAKER_SUBMIT_DIRECTORY"]) == ("inference.py", "/opt/ml/model/code")
-    assert env["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] == "text/csv"  # the seed client reads CSV back
+    synthesized.template(CONCERN).has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "EnableNetworkIsolation": True,
+            "VpcConfig": {"Subnets": [Match.any_value(), Match.any_value()], "SecurityGroupIds": [Match.any_value()]},
+            "PrimaryContainer": Match.object_like(
+                {
+                    "Environment": Match.object_like(
+                        {
+                            "SAGEMAKER_PROGRAM": "inference.py",
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",  # the seed client reads CSV back
+                        }
+                    )
+                }
+            ),
+        },
+    )
 
 
 def test_two_baseline_builds_give_the_same_endpoint_template(prod: Synthesized, tmp_path: Path) -> None:
@@ -168,13 +187,22 @@ def test_data_capture_records_requests_and_responses_as_text(synthesized: Synthe
     capture = _one(synthesized, "AWS::SageMaker::EndpointConfig")["DataCaptureConfig"]
     # WHEN the stage is synthesized (once per session)
     # THEN both directions are captured at the configured rate, CSV and JSON kept as text
-    assert capture["EnableCapture"] is True
-    assert capture["InitialSamplingPercentage"] == synthesized.config.endpoint.data_capture_sampling_percent
-    assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
-    assert capture["CaptureContentTypeHeader"] == {
-        "CsvContentTypes": ["text/csv"],
-        "JsonContentTypes": ["application/json", "application/jsonlines"],
-    }
+    synthesized.template(CONCERN).has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "DataCaptureConfig": Match.object_like(
+                {
+                    "EnableCapture": True,
+                    "InitialSamplingPercentage": synthesized.config.endpoint.data_capture_sampling_percent,
+                    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                    "CaptureContentTypeHeader": {
+                        "CsvContentTypes": ["text/csv"],
+                        "JsonContentTypes": ["application/json", "application/jsonlines"],
+                    },
+                }
+            )
+        },
+    )
     # AND into the data bucket's capture/ prefix, where the drift monitor reads
     parts = capture["DestinationS3Uri"]["Fn::Join"][1]
     assert parts[0] == f"s3://sagecycle-{synthesized.config.stage}-data-"

@@ -25,6 +25,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
 from lambdas.shared import contract as c
+from stacks.constructs.glue_access import (
+    DATA_KEY_ACTIONS,
+    IDEMPOTENCY_ACTIONS,
+    QUEUE_CONSUMER_ACTIONS,
+    RUNS_ACTIONS,
+)
 from stacks.constructs.glue_function import (
     OUTSIDE_VPC_REASON,
     UNSCOPED_ACTIONS,
@@ -522,6 +528,36 @@ def _statement(s: Synthesized, fn: str, sid: str) -> dict[str, Any]:
         st for st in _glue_policies(s)[f"{fn}Policy"]["Properties"]["PolicyDocument"]["Statement"] if st["Sid"] == sid
     ]
     return found
+
+
+GRANTED = {
+    # (function, sid): the actions CDK's grant method was given, exactly (no wildcard action a grant_* adds)
+    **{
+        (fn, "UseDataKey"): DATA_KEY_ACTIONS
+        for fn in ("StartTraining", "Ingest", "Promote", "DriftMonitor", "AlarmResponder")
+    },
+    **{
+        (fn, "RunsTable"): RUNS_ACTIONS
+        for fn in ("StartTraining", "Ingest", "Promote", "DriftMonitor", "AlarmResponder")
+    },
+    **{(fn, "NotifyOperators"): ("sns:Publish",) for fn in ("StartTraining", "Ingest", "Promote", "AlarmResponder")},
+    **{
+        (fn, "NotifyOperatorsKey"): ("kms:Decrypt", "kms:GenerateDataKey")
+        for fn in ("StartTraining", "Ingest", "Promote", "AlarmResponder")
+    },
+    ("StartTraining", "IdempotencyTable"): IDEMPOTENCY_ACTIONS,
+    ("Ingest", "ConsumeNewDataQueue"): QUEUE_CONSUMER_ACTIONS,
+}
+
+
+def test_statements_made_by_cdk_grants_hold_exactly_the_actions_the_code_calls(synthesized: Synthesized) -> None:
+    # GIVEN the statements GlueAccess makes through CDK's grant methods
+    # WHEN the stage is synthesized (once per session)
+    for (fn, sid), actions in GRANTED.items():
+        statement = _statement(synthesized, fn, sid)
+        # THEN each allows exactly the actions given to the grant, none of the wider ones grant_* would add
+        assert sorted(_actions(statement)) == sorted(actions), (fn, sid)
+        assert not any(a.endswith("*") for a in _actions(statement)), (fn, sid)
 
 
 def test_ingest_discards_only_named_versions_of_its_copies(synthesized: Synthesized) -> None:

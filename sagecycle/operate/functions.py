@@ -13,13 +13,15 @@ Either way the function's answer is what its handler returned, as JSON; a handle
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from sagecycle.operate.options import Refused, UsageError
-from sagecycle.operate.target import StageNames
+from sagecycle.operate.options import Common, Refused, UsageError
+from sagecycle.operate.target import StageNames, connect
 
 INVOKE_READ_TIMEOUT_S = 900  # Lambda's longest timeout: a synchronous answer may take that long
 
@@ -129,3 +131,28 @@ def attach_rehearsal(url: str, runner: Any) -> Iterator[None]:
 def stage_functions(names: StageNames) -> StageFunctions:
     runner = _ATTACHED.get(names.endpoint_url or "")
     return RehearsalFunctions(names, runner) if runner is not None else LambdaFunctions(names)
+
+
+# ------------------------------------------------------------------------------- an operator's request
+
+
+def add_request_options(parser: argparse.ArgumentParser, *, reason: str, once: str) -> None:
+    """--reason (required) and --request-id, the idempotency key of an operator's request to a function."""
+    parser.add_argument("--reason", required=True, help=f"why ({reason})")
+    parser.add_argument("--request-id", help=f"idempotency key: the same id {once} (default: a new UUID)")
+
+
+def request_id_and_reason(args: argparse.Namespace) -> tuple[str, str]:
+    if not args.reason.strip():
+        raise UsageError("bad-argument", "--reason must not be blank")
+    return args.request_id or str(uuid.uuid4()), args.reason
+
+
+def ask(options: Common, key: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Invoke one of the stage's functions synchronously with an operator's event; its answer, a JSON object."""
+    with connect(options) as names:
+        answer = stage_functions(names).invoke(key, event)
+        name = names.function(key)
+    if not isinstance(answer, dict):
+        raise Refused("unexpected-answer", f"{name} answered {answer!r}")
+    return answer

@@ -4,22 +4,19 @@
 from __future__ import annotations
 
 import argparse
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from lambdas.start_training.logic import SOURCE_MANUAL
+from lambdas.shared.events import SOURCE_MANUAL
 from sagecycle.operate import options, render
-from sagecycle.operate.functions import stage_functions
-from sagecycle.operate.target import connect
+from sagecycle.operate.functions import add_request_options, ask, request_id_and_reason
 
 PROG = "retrain"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = options.parser(PROG, "Start a training run now, through the start-training function and its guards.")
-    p.add_argument("--reason", required=True, help="why (kept in the run record and the job's tags)")
-    p.add_argument("--request-id", help="idempotency key: the same id never starts a second job (default: a new UUID)")
+    add_request_options(p, reason="kept in the run record and the job's tags", once="never starts a second job")
     return p
 
 
@@ -28,14 +25,9 @@ def manual_event(reason: str, request_id: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.reason.strip():
-        raise options.UsageError("bad-argument", "--reason must not be blank")
+    request_id, reason = request_id_and_reason(args)
     common = options.common(args)
-    request_id = args.request_id or str(uuid.uuid4())
-    with connect(common) as names:
-        answer = stage_functions(names).invoke("start_training", manual_event(args.reason, request_id))
-    if not isinstance(answer, dict):
-        raise options.Refused("unexpected-answer", f"start-training answered {answer!r}")
+    answer = ask(common, "start_training", manual_event(reason, request_id))
     started = bool(answer.get("started") or answer.get("duplicate"))
     result = {"request_id": request_id, "started": started, "answer": answer}
     if common.json:

@@ -5,40 +5,32 @@ Exit 0 the rollback started; 1 refused or nothing to do."""
 from __future__ import annotations
 
 import argparse
-import uuid
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
-from lambdas.start_training.logic import SOURCE_MANUAL
+from lambdas.alarm_responder.logic import ACTION_ROLLBACK
+from lambdas.shared.events import SOURCE_MANUAL
 from sagecycle.operate import options, render
-from sagecycle.operate.functions import stage_functions
-from sagecycle.operate.target import connect
+from sagecycle.operate.functions import add_request_options, ask, request_id_and_reason
 
 PROG = "rollback"
-ACTION: Final = "rollback"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = options.parser(PROG, "Roll the endpoint back to the previous champion (the alarm responder's guarded update).")
-    p.add_argument("--reason", required=True, help="why (kept in the deployment record and the notice)")
-    p.add_argument("--request-id", help="idempotency key: the same id rolls back at most once (default: a new UUID)")
+    add_request_options(p, reason="kept in the deployment record and the notice", once="rolls back at most once")
     return p
 
 
 def manual_event(reason: str, request_id: str) -> dict[str, Any]:
-    return {"source": SOURCE_MANUAL, "action": ACTION, "reason": reason, "request_id": request_id}
+    return {"source": SOURCE_MANUAL, "action": ACTION_ROLLBACK, "reason": reason, "request_id": request_id}
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.reason.strip():
-        raise options.UsageError("bad-argument", "--reason must not be blank")
+    request_id, reason = request_id_and_reason(args)
     common = options.common(args)
-    request_id = args.request_id or str(uuid.uuid4())
-    with connect(common) as names:
-        answer = stage_functions(names).invoke("alarm_responder", manual_event(args.reason, request_id))
-    if not isinstance(answer, dict):
-        raise options.Refused("unexpected-answer", f"alarm-responder answered {answer!r}")
-    done = answer.get("action") == ACTION
+    answer = ask(common, "alarm_responder", manual_event(reason, request_id))
+    done = answer.get("action") == ACTION_ROLLBACK
     result = {"request_id": request_id, "rolled_back": done, "answer": answer}
     if common.json:
         options.print_json(result)

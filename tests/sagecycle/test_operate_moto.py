@@ -22,6 +22,7 @@ from lambdas.shared import runs
 from lambdas.shared.deployments import Deployment, record_started
 from sagecycle import cli
 from tests.lambdas.fixtures import (
+    ACCOUNT,
     APP,
     CHAMPION_URL,
     DATA_BUCKET,
@@ -350,3 +351,28 @@ def test_transform_with_nothing_to_score_is_a_usage_error(capsys):
     code, out, _ = run(["transform", *STAGE_ARGS, "--input", source, "--output", target, "--json"], capsys)
     # THEN it exits 2 (nothing-to-score)
     assert code == 2 and json.loads(out)["error"]["code"] == "nothing-to-score"
+
+
+def test_status_exits_1_while_the_endpoint_is_updating(capsys):
+    # GIVEN a promotion in flight and the endpoint Updating (moto's API cannot reach that state: set on its backend)
+    from moto.sagemaker.models import sagemaker_backends
+
+    create_resources()
+    create_endpoint(CHAMPION_URL, "baseline-config")
+    now = datetime.now(UTC)
+    deployment: Deployment = {
+        "kind": "promotion",
+        "endpoint_config_name": "baseline-config-2",
+        "model_data_url": CHAMPION_URL,
+        "started_at": int(now.timestamp()),
+        "started_at_iso": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "status": "pending",
+    }
+    record_started(RUNS_TABLE, deployment)
+    sagemaker_backends[ACCOUNT][REGION].endpoints[ENDPOINT].endpoint_status = "Updating"
+    # WHEN status runs
+    code, status = status_json(capsys)
+    # THEN it is unhealthy for that reason alone, and the deployment is in progress
+    assert code == 1
+    assert status["problems"] == [f"endpoint {ENDPOINT} is Updating"]
+    assert status["deployment"]["outcome"] == "in_progress" and status["deployment"]["in_flight"] is True

@@ -87,7 +87,7 @@ def run(
 
     With --json an error is also one JSON object on stdout: {"error": {"code": ..., "message": ...}}.
     """
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     args = build().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -101,6 +101,10 @@ def run(
             raise
         code = str(error.response.get("Error", {}).get("Code", "aws-error"))
         message, exit_code = str(error), EXIT_REFUSED
+    except BotoCoreError as error:  # AWS could not be reached or answered nothing usable
+        if os.environ.get("SAGECYCLE_DEBUG"):
+            raise
+        code, message, exit_code = type(error).__name__, str(error), EXIT_REFUSED
     if getattr(args, "json", False):
         print_json({"error": {"code": code, "message": message}})
     print(f"sagecycle {prog}: {code}: {message}", file=sys.stderr)

@@ -90,3 +90,13 @@ def test_no_region_anywhere_is_a_usage_error(capsys, monkeypatch, tmp_path):
     code, out, _ = run(["status", "--json"], capsys)
     # THEN it exits 2 with the no-region code
     assert code == EXIT_USAGE and json.loads(out)["error"]["code"] == "no-region"
+
+
+def test_an_unreachable_endpoint_is_an_error_line_not_a_traceback(capsys):
+    # GIVEN an --endpoint-url where nothing listens
+    # WHEN status runs
+    code, out, err = run(["status", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1", "--json"], capsys)
+    # THEN it exits 1 with botocore's error type as the code
+    assert code == 1
+    assert json.loads(out)["error"]["code"] == "EndpointConnectionError"
+    assert "Traceback" not in err

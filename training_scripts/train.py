@@ -198,20 +198,41 @@ def boost(
     return booster
 
 
+def quantile_matrices(params: dict[str, Any]) -> bool:
+    """Whether train and validation are built as QuantileDMatrix (only the bins) rather than DMatrix.
+
+    Only for hist (and auto, which is hist) on the CPU. There the cuts are those a DMatrix gets, since max_bin is
+    the booster's and validation takes train's (`ref`), so the trees are byte-identical while the raw values are
+    never copied into XGBoost (bench/quantile_dmatrix.py measures both). approx re-sketches every round and cannot
+    use one; on a GPU the cuts would come from the CPU's sketch, not the device's: not checked to be the same.
+    """
+    return params.get("tree_method", "hist") in ("hist", "auto") and params.get("device", "cpu") == "cpu"
+
+
+def training_matrices(loaded: Loaded, params: dict[str, Any]) -> tuple[xgb.DMatrix, xgb.DMatrix]:
+    """The train and validation matrices boosting reads. Collective: every rank builds both, in this order."""
+    schema = loaded.schema
+    matrix: dict[str, Any] = {
+        "feature_names": list(schema.feature_names),
+        "feature_types": schema.xgb_feature_types,
+        "enable_categorical": True,
+        "nthread": params["nthread"],
+    }
+    if not quantile_matrices(params):
+        dtrain = xgb.DMatrix(loaded.train.X, label=loaded.train.y, **matrix)
+        return dtrain, xgb.DMatrix(loaded.validation.X, label=loaded.validation.y, **matrix)
+    matrix["max_bin"] = params.get("max_bin")  # must equal the booster's, or XGBoost refuses the matrix
+    dtrain = xgb.QuantileDMatrix(loaded.train.X, label=loaded.train.y, **matrix)
+    return dtrain, xgb.QuantileDMatrix(loaded.validation.X, label=loaded.validation.y, ref=dtrain, **matrix)
+
+
 def train(args: argparse.Namespace, loaded: Loaded, group: Group) -> Trained:
-    """Build the DMatrices, resume or start, boost, and gather what evaluation needs. Collective."""
+    """Build the matrices, resume or start, boost, and gather what evaluation needs. Collective."""
     hps = loaded.hps
     schema = loaded.schema
     params = xgboost_params(hps, args.num_gpus)
     params["nthread"] = threads(hps)
-    matrix = {
-        "feature_names": list(schema.feature_names),
-        "feature_types": schema.xgb_feature_types,
-        "enable_categorical": True,
-        "nthread": threads(hps),
-    }
-    dtrain = xgb.DMatrix(loaded.train.X, label=loaded.train.y, **matrix)
-    dval = xgb.DMatrix(loaded.validation.X, label=loaded.validation.y, **matrix)
+    dtrain, dval = training_matrices(loaded, params)
     evals = [(dtrain, "train"), (dval, "validation")] if hps["eval_train"] else [(dval, "validation")]
     checkpoints = None
     if args.checkpoint_dir:

@@ -104,7 +104,9 @@ def print_status(status: dict[str, Any], stream: TextIO | None = None) -> None:
         )
 
     endpoint = status["endpoint"]
-    if endpoint is None:
+    if status.get("role") == "build":
+        out.print(pairs("Endpoint", [("status", "none here: a build account; its approvals go to the serving one")]))
+    elif endpoint is None:
         out.print(pairs("Endpoint", [("status", "does not exist")]))
     else:
         title = f"Endpoint {endpoint['name']}: {endpoint['status']}  config {endpoint['config']}"

@@ -246,13 +246,21 @@ def quarantined(names: StageNames, days: int, now: datetime) -> dict[str, Any]:
     return {"days": days, "count": len(files), "files": files}
 
 
-def read_status(names: StageNames, *, last_runs: int, quarantine_days: int, now: datetime) -> dict[str, Any]:
-    """Everything status shows, and whether the stage is healthy (InService, no alarm in ALARM)."""
+def read_status(
+    names: StageNames, *, last_runs: int, quarantine_days: int, now: datetime, role: str = "single"
+) -> dict[str, Any]:
+    """Everything status shows, and whether the stage is healthy (InService, no alarm in ALARM).
+
+    A build account (docs/two-accounts.md) has no endpoint: its champion is the registry's, and its health is
+    its alarms alone.
+    """
     check_deployed(names)
-    shown_endpoint, described = endpoint(names)
+    shown_endpoint, described = endpoint(names) if role != "build" else (None, None)
     alarms = alarms_in_alarm(names)
     problems = [f"alarm {a['name']} is in ALARM" for a in alarms]
-    if shown_endpoint is None:
+    if role == "build":
+        pass
+    elif shown_endpoint is None:
         problems.insert(0, f"endpoint {names.endpoint} does not exist")
     elif shown_endpoint["status"] != HEALTHY_ENDPOINT:
         problems.insert(0, f"endpoint {names.endpoint} is {shown_endpoint['status']}")
@@ -261,6 +269,7 @@ def read_status(names: StageNames, *, last_runs: int, quarantine_days: int, now:
         "app": names.app,
         "account": names.account,
         "region": names.region,
+        "role": role,
         "at": iso(now),
         "healthy": not problems,
         "problems": problems,

@@ -376,3 +376,22 @@ def test_status_exits_1_while_the_endpoint_is_updating(capsys):
     assert code == 1
     assert status["problems"] == [f"endpoint {ENDPOINT} is Updating"]
     assert status["deployment"]["outcome"] == "in_progress" and status["deployment"]["in_flight"] is True
+
+
+def test_status_of_a_build_account_does_not_ask_for_an_endpoint(capsys):
+    # GIVEN a build account's stage: its promote function configured ACCOUNT_ROLE=build; a champion, no endpoint
+    create_resources()
+    role = aws_client("iam").create_role(RoleName="promote", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws_client("lambda").create_function(
+        FunctionName=cn.function_name(APP, STAGE, "promote"),
+        Runtime="python3.12",
+        Role=role,
+        Handler="lambdas.promote.handler.handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        Environment={"Variables": {cn.ENV_ACCOUNT_ROLE: "build", cn.ENV_PEER_ACCOUNT: "222222222222"}},
+    )
+    # WHEN status runs
+    code, status = status_json(capsys)
+    # THEN it is healthy without an endpoint: there is none in a build account
+    assert code == 0 and status["healthy"] is True
+    assert status["role"] == "build" and status["endpoint"] is None

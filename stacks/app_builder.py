@@ -26,13 +26,13 @@ class Stage:
     audit: AuditStack
     model: ModelStack
     retraining: RetrainingStack
-    endpoint: EndpointStack
+    endpoint: EndpointStack | None  # where the stage serves (not in a build account)
     network: NetworkStack | None = None  # when config.network.enabled
     notebook: NotebookStack | None = None  # when config.notebook.enabled
 
     def stacks(self) -> list[Stack]:
-        optional = [s for s in (self.network, self.notebook) if s is not None]
-        return [self.data, self.audit, self.model, self.retraining, self.endpoint, *optional]
+        optional = [s for s in (self.endpoint, self.network, self.notebook) if s is not None]
+        return [self.data, self.audit, self.model, self.retraining, *optional]
 
 
 def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_model: Path | None = None) -> Stage:
@@ -127,25 +127,28 @@ def build_stage(app: App, config: StageConfig, *, build_dir: Path, baseline_mode
             description=f"{config.app_name} {config.stage}: hardened notebook instance that stops itself when idle",
         )
         notebook.add_stack_dependency(data, reason="the data bucket is referenced by name")
-    endpoint = EndpointStack(
-        app,
-        config.stack_name("Endpoint"),
-        config=config,
-        execution_role_name=model.execution.role_name,
-        image_uri=model.image_uri,
-        champion_parameter_name=champion_parameter_name(config),
-        data_key=data.keys.data_key,
-        operator_topic=audit.operator_topic,
-        vpc_subnet_ids=list(private.subnet_ids) if private else None,
-        security_group_ids=list(private.security_group_ids) if private else None,
-        env=env,
-        description=f"{config.app_name} {config.stage}: real-time endpoint, canary rollouts, autoscaling, alarms",
-    )
-    endpoint.add_stack_dependency(model, reason="the execution role and the champion parameter")
-    endpoint.add_stack_dependency(audit, reason="the operators' topic")
+    endpoint = None
+    if config.accounts.serves:
+        endpoint = EndpointStack(
+            app,
+            config.stack_name("Endpoint"),
+            config=config,
+            execution_role_name=model.execution.role_name,
+            image_uri=model.image_uri,
+            champion_parameter_name=champion_parameter_name(config),
+            data_key=data.keys.data_key,
+            operator_topic=audit.operator_topic,
+            vpc_subnet_ids=list(private.subnet_ids) if private else None,
+            security_group_ids=list(private.security_group_ids) if private else None,
+            env=env,
+            description=f"{config.app_name} {config.stage}: real-time endpoint, canary rollouts, autoscaling, alarms",
+        )
+        endpoint.add_stack_dependency(model, reason="the execution role and the champion parameter")
+        endpoint.add_stack_dependency(audit, reason="the operators' topic")
+        if network is not None:
+            endpoint.add_stack_dependency(network, reason="the model runs in its subnets")
     if network is not None:
         retraining.add_stack_dependency(network, reason="training jobs and models run in its subnets")
-        endpoint.add_stack_dependency(network, reason="the model runs in its subnets")
     stage = Stage(
         config=config,
         data=data,

@@ -25,6 +25,7 @@ from constructs import Construct
 from config.settings import INGEST_TIMEOUT_S, StageConfig, retrain_policy_document, training_spec_fields
 from lambdas.shared import contract as c
 from lambdas.shared.jobspec import TrainingSpecSettings, VpcSettings
+from stacks.constructs.approvals import ApprovalForwarding, ApprovalsBus
 from stacks.constructs.glue_access import GlueAccess, GlueTargets
 from stacks.constructs.glue_function import ARCHITECTURE, RUNTIME, GlueFunction, GlueRuntime, encrypted_queue
 from stacks.constructs.guardrails import SageMakerGuardrails
@@ -32,7 +33,7 @@ from stacks.constructs.new_data_ingestion import NewDataIngestion
 from stacks.constructs.retraining_alarms import RetrainingAlarms
 from stacks.constructs.retraining_routes import GlueFunctions, RetrainingRoutes, event_pattern, event_patterns
 from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE
-from stacks.naming import bucket_name, table_name
+from stacks.naming import account_pair, bucket_name, table_name
 
 # Settings are validated at synth, but the account and the data key's ARN are only known at deploy: the JSON
 # carries sentinels that an Fn::Sub replaces, so the Lambda gets real ARNs and synth still checks the shapes.
@@ -164,6 +165,153 @@ class RetrainingStack(Stack):
             c.ENV_ENDPOINT_NAME: targets.endpoint_name,
             c.ENV_ROLLBACK_ALARMS: json.dumps(list(targets.rollback_alarm_names)),
         }
+        accounts = config.accounts
+        pair = account_pair(config)
+        if accounts.role != "single" or accounts.effective_approval != "automatic":
+            promote_env = {c.ENV_ACCOUNT_ROLE: accounts.role, c.ENV_PACKAGE_APPROVAL: accounts.effective_approval}
+            if pair is not None:
+                promote_env[c.ENV_PEER_ACCOUNT] = (
+                    pair.serving_account if accounts.role == "build" else pair.build_account
+                )
+        else:
+            promote_env = {}
+        # A build account trains and registers; a serving account deploys, watches and rolls back.
+        self.start: GlueFunction | None = None
+        self.ingest: GlueFunction | None = None
+        self.drift: GlueFunction | None = None
+        self.responder: GlueFunction | None = None
+        if accounts.builds:
+            self._build_functions(app, stage, runtime, common, deploying, targets, config)
+        self.promote = GlueFunction(
+            self,
+            "Promote",
+            function_name=c.function_name(app, stage, "promote"),
+            handler_module="lambdas.promote.handler",
+            description="Compares a finished candidate with the champion; registers, deploys, promotes or rejects",
+            runtime=runtime,
+            environment={**common, **deploying, c.ENV_MODEL_PACKAGE_GROUP: model.model_package_group, **promote_env},
+            timeout=Duration.minutes(2),
+            reserved_concurrency=1,  # decisions about one endpoint are serialized
+        )
+        if accounts.serves:
+            self._serving_functions(app, stage, runtime, common, deploying)
+        functions = tuple(
+            fn for fn in (self.start, self.ingest, self.promote, self.drift, self.responder) if fn is not None
+        )
+
+        # ---- what each function may do (tests/infrastructure/test_security_baseline.py lists every statement) ---
+        self.access = access = GlueAccess(
+            self, "Access", targets=targets, data_key=data_key, operator_topic=operator_topic
+        )
+        for fn in functions:
+            access.use_data_key(fn)
+            access.use_runs_table(fn)
+        deployer = self.promote if accounts.serves else None  # promote deploys only where the endpoint is
+        for f in _present(self.start, self.ingest, self.promote, self.responder):
+            access.notify_operators(f)
+        for f in _present(self.ingest, self.promote, self.drift, self.responder):
+            access.read_models(f)
+        for f in _present(self.ingest, self.drift, self.responder):
+            access.read_champion(f)
+        for f in _present(self.start, deployer, self.responder):
+            access.pass_execution_role(f)
+        for f in _present(deployer, self.responder):
+            access.deploy_to_endpoint(f)
+        if self.start is not None and self.ingest is not None:
+            access.use_idempotency_table(self.start)
+            access.start_training_jobs(self.start)
+            access.move_incoming_data(self.ingest)
+            access.invoke_start(self.ingest, self.start)
+        if accounts.builds:
+            access.judge_candidates(self.promote)
+        elif pair is not None:
+            access.deploy_approved_packages(self.promote, pair)
+        access.set_champion(self.promote)
+        if self.drift is not None:
+            access.read_capture(self.drift)
+
+        # ---- how events reach them ----------------------------------------------------------------------------
+        patterns = event_patterns(config, Aws.ACCOUNT_ID)
+        rule_dead_letters = encrypted_queue(
+            self, "RuleDeadLetters", key=data_key, topic=operator_topic, purpose="the EventBridge rules"
+        )
+        self.new_data = None
+        if self.ingest is not None:
+            self.new_data = NewDataIngestion(
+                self,
+                "NewData",
+                pattern=event_pattern(patterns["NewData"]),
+                ingest=self.ingest,
+                debounce_seconds=config.retraining.debounce_seconds,
+                key=data_key,
+                topic=operator_topic,
+                rule_dead_letters=rule_dead_letters,
+            )
+            access.consume(self.ingest, self.new_data.queue)
+        self.routes = RetrainingRoutes(
+            self,
+            "Routes",
+            patterns=patterns,
+            schedules=config.retraining,
+            functions=GlueFunctions(
+                promote=self.promote,
+                start=self.start,
+                drift=self.drift,
+                responder=self.responder,
+                own_approvals=accounts.role == "build" or accounts.effective_approval == "manual",
+            ),
+            dead_letters=rule_dead_letters,
+        )
+        # The drift and quality alarms watch what the endpoint's traffic measures: where the endpoint is.
+        self.alarms = (
+            RetrainingAlarms(
+                self,
+                "Alarms",
+                app_name=app,
+                stage=stage,
+                settings=config.retraining,
+                lower_is_better=config.training.objective != "binary:logistic",
+                topic=operator_topic,
+            )
+            if accounts.serves
+            else None
+        )
+        # Two accounts: the build registry's approvals travel to the serving account's approvals bus.
+        self.approvals: ApprovalForwarding | ApprovalsBus | None = None
+        if pair is not None and accounts.role == "build":
+            self.approvals = ApprovalForwarding(self, "Approvals", pair=pair, dead_letters=rule_dead_letters)
+        elif pair is not None:
+            self.approvals = ApprovalsBus(
+                self, "Approvals", pair=pair, promote=self.promote.function, dead_letters=rule_dead_letters
+            )
+
+        # ---- the network perimeter ----------------------------------------------------------------------------
+        if config.network.restrict_buckets_to_vpce:
+            # The glue functions call S3 from Lambda's network (the VPC has no SQS/SNS/DynamoDB endpoints);
+            # IAM scopes them to their prefixes, and the perimeter exempts them by tag.
+            for fn in functions:
+                Tags.of(fn.role).add(PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE)
+        if network is not None:
+            # The roles that create SageMaker jobs and models cannot create them outside the private network,
+            # without isolation or without a volume key, whatever their other statements say.
+            self.guardrails = SageMakerGuardrails(
+                self,
+                "Guardrails",
+                roles=[f.role for f in _present(self.start, self.promote, self.responder)],
+                guard_models=not config.endpoint.serverless,
+            )
+
+    def _build_functions(
+        self,
+        app: str,
+        stage: str,
+        runtime: GlueRuntime,
+        common: dict[str, str],
+        deploying: dict[str, str],
+        targets: GlueTargets,
+        config: StageConfig,
+    ) -> None:
+        """start-training and ingest: where the data and the training jobs are."""
         self.start = GlueFunction(
             self,
             "StartTraining",
@@ -191,17 +339,11 @@ class RetrainingStack(Stack):
             memory_mb=config.retraining.ingest_memory_mb,
             reserved_concurrency=2,
         )
-        self.promote = GlueFunction(
-            self,
-            "Promote",
-            function_name=c.function_name(app, stage, "promote"),
-            handler_module="lambdas.promote.handler",
-            description="Compares a finished candidate with the champion; registers, deploys, promotes or rejects",
-            runtime=runtime,
-            environment={**common, **deploying, c.ENV_MODEL_PACKAGE_GROUP: model.model_package_group},
-            timeout=Duration.minutes(2),
-            reserved_concurrency=1,  # decisions about one endpoint are serialized
-        )
+
+    def _serving_functions(
+        self, app: str, stage: str, runtime: GlueRuntime, common: dict[str, str], deploying: dict[str, str]
+    ) -> None:
+        """drift-monitor and alarm-responder: where the endpoint and its traffic are."""
         self.drift = GlueFunction(
             self,
             "DriftMonitor",
@@ -224,82 +366,10 @@ class RetrainingStack(Stack):
             environment={**common, **deploying},
             reserved_concurrency=1,
         )
-        functions = (self.start, self.ingest, self.promote, self.drift, self.responder)
 
-        # ---- what each function may do (tests/infrastructure/test_security_baseline.py lists every statement) ---
-        self.access = access = GlueAccess(
-            self, "Access", targets=targets, data_key=data_key, operator_topic=operator_topic
-        )
-        for fn in functions:
-            access.use_data_key(fn)
-            access.use_runs_table(fn)
-        for fn in (self.start, self.ingest, self.promote, self.responder):
-            access.notify_operators(fn)
-        for fn in (self.ingest, self.promote, self.drift, self.responder):
-            access.read_models(fn)
-        for fn in (self.ingest, self.drift, self.responder):
-            access.read_champion(fn)
-        for fn in (self.start, self.promote, self.responder):
-            access.pass_execution_role(fn)
-        for fn in (self.promote, self.responder):
-            access.deploy_to_endpoint(fn)
-        access.use_idempotency_table(self.start)
-        access.start_training_jobs(self.start)
-        access.move_incoming_data(self.ingest)
-        access.invoke_start(self.ingest, self.start)
-        access.judge_candidates(self.promote)
-        access.set_champion(self.promote)
-        access.read_capture(self.drift)
 
-        # ---- how events reach them ----------------------------------------------------------------------------
-        patterns = event_patterns(config, Aws.ACCOUNT_ID)
-        rule_dead_letters = encrypted_queue(
-            self, "RuleDeadLetters", key=data_key, topic=operator_topic, purpose="the EventBridge rules"
-        )
-        self.new_data = NewDataIngestion(
-            self,
-            "NewData",
-            pattern=event_pattern(patterns["NewData"]),
-            ingest=self.ingest,
-            debounce_seconds=config.retraining.debounce_seconds,
-            key=data_key,
-            topic=operator_topic,
-            rule_dead_letters=rule_dead_letters,
-        )
-        access.consume(self.ingest, self.new_data.queue)
-        self.routes = RetrainingRoutes(
-            self,
-            "Routes",
-            patterns=patterns,
-            schedules=config.retraining,
-            functions=GlueFunctions(start=self.start, promote=self.promote, drift=self.drift, responder=self.responder),
-            dead_letters=rule_dead_letters,
-        )
-        self.alarms = RetrainingAlarms(
-            self,
-            "Alarms",
-            app_name=app,
-            stage=stage,
-            settings=config.retraining,
-            lower_is_better=config.training.objective != "binary:logistic",
-            topic=operator_topic,
-        )
-
-        # ---- the network perimeter ----------------------------------------------------------------------------
-        if config.network.restrict_buckets_to_vpce:
-            # The glue functions call S3 from Lambda's network (the VPC has no SQS/SNS/DynamoDB endpoints);
-            # IAM scopes them to their prefixes, and the perimeter exempts them by tag.
-            for fn in functions:
-                Tags.of(fn.role).add(PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE)
-        if network is not None:
-            # The roles that create SageMaker jobs and models cannot create them outside the private network,
-            # without isolation or without a volume key, whatever their other statements say.
-            self.guardrails = SageMakerGuardrails(
-                self,
-                "Guardrails",
-                roles=[self.start.role, self.promote.role, self.responder.role],
-                guard_models=not config.endpoint.serverless,
-            )
+def _present(*functions: GlueFunction | None) -> list[GlueFunction]:
+    return [f for f in functions if f is not None]
 
 
 def _common_environment(config: StageConfig, targets: GlueTargets, topic: sns.ITopic) -> dict[str, str]:

@@ -45,13 +45,24 @@ class ApprovalForwarding(Construct):
             assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
             description="Puts this registry's approvals on the serving account's approvals bus",
         )
-        self.role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[pair.approvals_bus_arn]))
+        # A managed policy, not the role's inline default policy (HIPAA/NIST IAMNoInlinePolicy).
+        iam.ManagedPolicy(
+            self,
+            "Policy",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="PutOnServingApprovalsBus", actions=["events:PutEvents"], resources=[pair.approvals_bus_arn]
+                )
+            ],
+        )
         self.rule = events.Rule(
             self,
             "Rule",
             description="Registry approvals and rejections of this stage's group, to the serving account",
             event_pattern=_package_pattern(pair),
-            targets=[targets.EventBus(bus, role=self.role, dead_letter_queue=dead_letters)],
+            # The target would add the same statement inline; the managed policy above already holds it.
+            targets=[targets.EventBus(bus, role=self.role.without_policy_updates(), dead_letter_queue=dead_letters)],
         )
 
 

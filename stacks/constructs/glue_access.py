@@ -21,6 +21,7 @@ from constructs import Construct
 
 from lambdas.shared import contract as c
 from stacks.constructs.glue_function import GlueFunction
+from stacks.cross_account_policies import AccountPair, serving_promote_statements
 
 # Where the glue functions read models: registered and champion models, and candidates a training job left.
 GLUE_MODEL_PREFIXES = (c.PREFIX_MODELS, c.PREFIX_TRAINING_OUTPUT)
@@ -40,6 +41,15 @@ QUEUE_CONSUMER_ACTIONS = (
 DESCRIBE_HOSTING_REASON = {
     "DescribeHosting": "read-only DescribeEndpointConfig/DescribeModel on any config and model of this "
     "account and region, because CloudFormation names the endpoint's first ones without our prefix."
+}
+
+
+# The build account's data key is created there: its id is not known here, so the statement names the account's
+# keys and its conditions do the scoping (only through S3 in the region, only for the build model bucket's objects).
+CROSS_ACCOUNT_KEY_REASON = {
+    "DecryptBuildJobOutputsThroughS3": "the build account's key id is not known to the serving stack; "
+    "kms:ViaService (S3 in this region) and the S3 encryption context (the build model bucket) scope the "
+    "decrypt, and the key's own policy grants this role alone."
 }
 
 
@@ -237,7 +247,6 @@ class GlueAccess(Construct):
     def judge_candidates(self, fn: GlueFunction) -> None:
         """Read finished jobs, write the candidate's metrics beside it, register it, read the rollback alarms."""
         group = self.targets.model_package_group
-        stack = self._stack
         fn.add_statements(
             # Without ListBucket S3 answers 403 (AccessDenied), not 404 (NoSuchKey), for a model that is not there.
             self._list("ListModelArtifacts", self._models, GLUE_MODEL_PREFIXES),
@@ -247,15 +256,7 @@ class GlueAccess(Construct):
                 actions=["s3:PutObject"],
                 resources=[f"{self._models}/{c.PREFIX_TRAINING_OUTPUT}*"],
             ),
-            # UpdateEndpoint with AutoRollbackConfiguration reads the alarms it names.
-            iam.PolicyStatement(
-                sid="ReadRollbackAlarms",
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[
-                    f"arn:{stack.partition}:cloudwatch:{stack.region}:{Aws.ACCOUNT_ID}:alarm:{name}"
-                    for name in self.targets.rollback_alarm_names
-                ],
-            ),
+            self._read_rollback_alarms(),
             iam.PolicyStatement(
                 sid="RegisterCandidates",
                 actions=[
@@ -277,12 +278,37 @@ class GlueAccess(Construct):
             ),
         )
 
+    def deploy_approved_packages(self, fn: GlueFunction, pair: AccountPair) -> None:
+        """Serving account: read the build account's approved packages and their job outputs (the promote role's
+        half of each cross-account grant), copy the artifact into models/approved/ here, deploy it guarded."""
+        fn.add_statements(
+            *(iam.PolicyStatement.from_json(statement) for statement in serving_promote_statements(pair)),
+            iam.PolicyStatement(
+                sid="CopyApprovedModels", actions=["s3:PutObject"], resources=[f"{self._models}/{c.PREFIX_APPROVED}*"]
+            ),
+            self._list("ListModelArtifacts", self._models, GLUE_MODEL_PREFIXES),
+            self._read_rollback_alarms(),
+            unscoped_reasons=CROSS_ACCOUNT_KEY_REASON,
+        )
+
     def read_capture(self, fn: GlueFunction) -> None:
         fn.add_statements(
             iam.PolicyStatement(
                 sid="ReadCapture", actions=["s3:GetObject"], resources=[f"{self._data}/{c.PREFIX_CAPTURE}*"]
             ),
             self._list("ListCapture", self._data, (c.PREFIX_CAPTURE,)),
+        )
+
+    def _read_rollback_alarms(self) -> iam.PolicyStatement:
+        """UpdateEndpoint with AutoRollbackConfiguration reads the alarms it names."""
+        stack = self._stack
+        return iam.PolicyStatement(
+            sid="ReadRollbackAlarms",
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[
+                f"arn:{stack.partition}:cloudwatch:{stack.region}:{Aws.ACCOUNT_ID}:alarm:{name}"
+                for name in self.targets.rollback_alarm_names
+            ],
         )
 
     def _jobs(self) -> list[str]:

@@ -82,6 +82,15 @@ def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any
             "detail-type": ["SageMaker Endpoint State Change", "SageMaker Endpoint Deployment State Change"],
             "detail": {"EndpointName": [c.endpoint_name(app, stage)]},
         },
+        "PackageApproval": {
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker Model Package State Change"],
+            "account": [account],
+            "detail": {
+                "ModelPackageGroupName": [c.model_package_group_name(app, stage)],
+                "ModelApprovalStatus": ["Approved", "Rejected"],
+            },
+        },
         "EndpointUnhealthy": {
             "source": ["aws.cloudwatch"],
             "detail-type": ["CloudWatch Alarm State Change"],
@@ -95,17 +104,24 @@ def event_patterns(config: StageConfig, account: str) -> dict[str, dict[str, Any
 
 def event_pattern(pattern: dict[str, Any]) -> events.EventPattern:
     """One of `event_patterns` as CDK takes it."""
-    return events.EventPattern(source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"])
+    return events.EventPattern(
+        source=pattern["source"],
+        detail_type=pattern["detail-type"],
+        account=pattern.get("account"),
+        detail=pattern["detail"],
+    )
 
 
 @dataclass(frozen=True)
 class GlueFunctions:
-    """The functions the routes invoke."""
+    """The functions the routes invoke; a two-account stage has some of them only (docs/two-accounts.md), and
+    a route whose function is not in this account is not made."""
 
-    start: GlueFunction
     promote: GlueFunction
-    drift: GlueFunction
-    responder: GlueFunction
+    start: GlueFunction | None = None
+    drift: GlueFunction | None = None
+    responder: GlueFunction | None = None
+    own_approvals: bool = False  # this registry's approvals reach promote (manual approval, or a build stage)
 
 
 class RetrainingRoutes(Construct):
@@ -124,7 +140,7 @@ class RetrainingRoutes(Construct):
         super().__init__(scope, construct_id)
         f = functions
         # (construct id, description, pattern or schedule, function)
-        routes: list[tuple[str, str, events.EventPattern | events.Schedule, GlueFunction]] = [
+        routes: list[tuple[str, str, events.EventPattern | events.Schedule, GlueFunction | None]] = [
             (
                 "RetrainAlarms",
                 "Drift or model-quality alarm: retrain",
@@ -167,9 +183,17 @@ class RetrainingRoutes(Construct):
                 event_pattern(patterns["EndpointUnhealthy"]),
                 f.responder,
             ),
+            (
+                "PackageApproval",
+                "A person approved or rejected a package of our registry",
+                event_pattern(patterns["PackageApproval"]),
+                f.promote if f.own_approvals else None,
+            ),
         ]
         self.rules: dict[str, events.Rule] = {}
         for rule_id, description, trigger, fn in routes:
+            if fn is None:
+                continue
             is_schedule = isinstance(trigger, events.Schedule)
             rule = events.Rule(
                 self,

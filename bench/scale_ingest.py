@@ -18,8 +18,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-from bench.scale_common import Clock, Row, current_rss_mb, environment, moto_server, paired, peak_rss_mb, summary
+from bench.scale_common import Clock, Row, current_rss_mb, moto_server, paired, peak_rss_mb, summary
 from bench.scale_data import adult_schema, repeat_to_size, write_prepared_csv
 
 CHUNK_BYTES = 1024 * 1024
@@ -118,7 +119,8 @@ def ingest_rows(args: argparse.Namespace) -> list[Row]:
         from tests.lambdas import fixtures
 
         settings = {**fixtures.ENV, c.ENV_RETRAIN_POLICY: json.dumps(retrain_policy_document(cfg))}
-        with environment({**settings, "AWS_ENDPOINT_URL": endpoint}):
+        # The case processes inherit this environment: the functions' settings, the server as every endpoint.
+        with mock.patch.dict(os.environ, {**settings, "AWS_ENDPOINT_URL": endpoint}):
             aws = fixtures.create_resources(champion=False)
             model = fixtures.model_tar(schema=adult_schema(), evaluation_json=fixtures.evaluation(0.9), baseline=None)
             fixtures.put_model(fixtures.CHAMPION_URL, model)

@@ -38,8 +38,8 @@ def training_hosts(spec: dict[str, Any], hosts: int) -> dict[str, Any]:
     clock = Clock()
     result = run_local_training(channels, hyperparameters=_hyperparameters(spec), instance_count=hosts, work_dir=work)
     seconds, cpu = clock.stop()
-    rounds = json.loads((result.model_dir / "xgboost-model").read_text())["learner"]["gradient_booster"]["model"]
-    trees = int(rounds["gbtree_model_param"]["num_trees"])
+    booster = json.loads((result.model_dir / "xgboost-model").read_text())["learner"]["gradient_booster"]
+    trees = int(booster["model"]["gbtree_model_param"]["num_trees"])  # binary: one tree per round
     shutil.rmtree(work, ignore_errors=True)
     if trees != spec["rounds"]:
         raise RuntimeError(f"training: {hosts} host(s) built {trees} trees, expected {spec['rounds']}")
@@ -100,7 +100,7 @@ def training_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_rows(args: argparse.Namespace) -> list[Row]:
-    size, rounds = (100_000, 50) if args.small else (1_000_000, 50)
+    size, rounds = (100_000, 30) if args.small else (1_000_000, 30)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         train_dir, validation_dir = Path(tmp) / "train", Path(tmp) / "validation"

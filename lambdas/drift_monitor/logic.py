@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aws_lambda_powertools import Logger
 
@@ -72,8 +72,23 @@ class Settings:
         )
 
 
+# Why a run has nothing to compare with, for code and tests that branch on it (the text is for people).
+DriftMonitorErrorCode = Literal[
+    "no-champion",  # the champion parameter names no model
+    "no-reference",  # the champion's artifact has no baseline.json or schema.json
+    "bad-baseline",  # the champion's baseline.json cannot be compared with its schema (a BaselineError)
+]
+
+
 class DriftMonitorError(RuntimeError):
-    """The champion gives nothing to compare with (no champion, no baseline.json or schema.json)."""
+    """The champion gives nothing to compare with (no champion, no baseline.json or schema.json).
+
+    `code` (a DriftMonitorErrorCode: no-champion, no-reference, bad-baseline) says which; every raise site sets it.
+    """
+
+    def __init__(self, message: str, *, code: DriftMonitorErrorCode) -> None:
+        super().__init__(message)
+        self.code: DriftMonitorErrorCode = code
 
 
 # --------------------------------------------------------------------------------------------- the run
@@ -149,10 +164,12 @@ class DriftRun:
 def champion_reference(settings: Settings) -> tuple[str, Schema, dict[str, Any]]:
     url = artifacts.champion_url(settings.champion_parameter)
     if not url:
-        raise DriftMonitorError(f"no champion in {settings.champion_parameter}: nothing to compare with")
+        raise DriftMonitorError(
+            f"no champion in {settings.champion_parameter}: nothing to compare with", code="no-champion"
+        )
     files = artifacts.model_files(url)
     if files.baseline is None or files.schema is None:
-        raise DriftMonitorError(f"champion {url} has no baseline.json or schema.json")
+        raise DriftMonitorError(f"champion {url} has no baseline.json or schema.json", code="no-reference")
     return url, parse_schema(files.schema), files.baseline
 
 
@@ -208,7 +225,7 @@ def run_drift_check(settings: Settings, now: datetime, *, deadline: float | None
     try:
         reader = CaptureReader(Tally(spec, baseline))
     except BaselineError as error:
-        raise DriftMonitorError(f"champion {champion}: {error}") from None
+        raise DriftMonitorError(f"champion {champion}: {error}", code="bad-baseline") from None
     mark = runs.get_item(settings.runs_table, runs.DRIFT) or {}
     watermark = (int(mark.get("last_modified_ms", 0)), str(mark.get("last_key", "")))
     files, more = pending_files(

@@ -158,7 +158,7 @@ class Tally:
     def __init__(self, schema: Schema, baseline: Mapping[str, Any]) -> None:
         features = baseline.get("features")
         if not isinstance(features, Mapping):
-            raise BaselineError("baseline.json has no features object")
+            raise BaselineError("baseline.json has no features object", code="no-features")
         self.baseline = baseline
         self.parser = RowParser(schema)
         self.width = len(schema.features)
@@ -170,9 +170,17 @@ class Tally:
             if isinstance(ref, Mapping):
                 kind = ref.get("type")
                 if kind not in ("numeric", "categorical"):
-                    raise BaselineError(f"baseline feature {feature.name}: type must be numeric or categorical")
+                    raise BaselineError(
+                        f"baseline feature {feature.name}: type must be numeric or categorical",
+                        code="unknown-type",
+                        feature=feature.name,
+                    )
                 if kind != feature.type:
-                    raise BaselineError(f"baseline feature {feature.name} is {kind}; the schema says {feature.type}")
+                    raise BaselineError(
+                        f"baseline feature {feature.name} is {kind}; the schema says {feature.type}",
+                        code="type-mismatch",
+                        feature=feature.name,
+                    )
                 if kind == "numeric":
                     edges = numeric_reference(feature.name, ref)[0]
                 else:

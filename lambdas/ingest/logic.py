@@ -152,7 +152,7 @@ class Settings:
         try:
             policy = RetrainPolicy.from_json(env_str(ENV_RETRAIN_POLICY, environ))
         except PolicyError as error:
-            raise ConfigError(str(error)) from None
+            raise ConfigError(str(error), code="invalid-policy") from None
         return cls(
             stage=env_str(ENV_STAGE, environ),
             data_bucket=env_str(ENV_DATA_BUCKET, environ),

@@ -63,13 +63,18 @@ class Settings:
         role = environ.get(ENV_ACCOUNT_ROLE, "single")
         approval = environ.get(ENV_PACKAGE_APPROVAL, "automatic")
         if role not in ACCOUNT_ROLES:
-            raise ConfigError(f"{ENV_ACCOUNT_ROLE} {role!r} is not one of {', '.join(ACCOUNT_ROLES)}")
+            raise ConfigError(
+                f"{ENV_ACCOUNT_ROLE} {role!r} is not one of {', '.join(ACCOUNT_ROLES)}", code="not-a-choice"
+            )
         if approval not in APPROVALS:
-            raise ConfigError(f"{ENV_PACKAGE_APPROVAL} {approval!r} is not one of {', '.join(APPROVALS)}")
+            raise ConfigError(
+                f"{ENV_PACKAGE_APPROVAL} {approval!r} is not one of {', '.join(APPROVALS)}", code="not-a-choice"
+            )
         peer = environ.get(ENV_PEER_ACCOUNT) or None
         if (role == "single") != (peer is None) or (peer is not None and not (peer.isdigit() and len(peer) == 12)):
             raise ConfigError(
-                f"{ENV_PEER_ACCOUNT} must be a 12-digit account exactly when {ENV_ACCOUNT_ROLE} is not single"
+                f"{ENV_PEER_ACCOUNT} must be a 12-digit account exactly when {ENV_ACCOUNT_ROLE} is not single",
+                code="invalid-peer-account",
             )
         return cls(
             stage=env_str(ENV_STAGE, environ),

@@ -34,8 +34,27 @@ OTHER: Final = "__other__"
 MISSING: Final = "__missing__"
 
 
+# What is wrong with baseline.json, for code and tests that branch on it (the text is for people).
+BaselineErrorCode = Literal[
+    "no-features",  # baseline.json has no features object
+    "bad-bin-edges",  # a numeric feature's bin_edges do not fit its proportions, or do not increase strictly
+    "bad-frequencies",  # a categorical feature's frequencies are not a non-empty object
+    "unknown-type",  # a feature's type is neither numeric nor categorical
+    "type-mismatch",  # a feature's type differs from the schema's
+]
+
+
 class BaselineError(ValueError):
-    """baseline.json is not in the documented format; the message names the feature."""
+    """baseline.json is not in the documented format; the message names the feature.
+
+    `code` (a BaselineErrorCode: no-features, bad-bin-edges, bad-frequencies, unknown-type, type-mismatch) says what
+    is wrong, and `feature` which feature ("" for the file as a whole); every raise site sets them.
+    """
+
+    def __init__(self, message: str, *, code: BaselineErrorCode, feature: str = "") -> None:
+        super().__init__(message)
+        self.code: BaselineErrorCode = code
+        self.feature = feature
 
 
 def smooth(shares: Sequence[float], epsilon: float = EPSILON) -> list[float]:
@@ -142,10 +161,16 @@ def numeric_reference(name: str, ref: Mapping[str, Any]) -> tuple[list[float], l
     """(bin_edges, proportions, missing_proportion) of a numeric baseline feature; BaselineError names it."""
     edges, shares = ref.get("bin_edges"), ref.get("proportions")
     if not isinstance(edges, list) or not isinstance(shares, list) or len(edges) != len(shares) + 1 or not shares:
-        raise BaselineError(f"baseline feature {name}: bin_edges must have one more entry than proportions")
+        raise BaselineError(
+            f"baseline feature {name}: bin_edges must have one more entry than proportions",
+            code="bad-bin-edges",
+            feature=name,
+        )
     values = [float(e) for e in edges]
     if any(b <= a for a, b in itertools.pairwise(values)):
-        raise BaselineError(f"baseline feature {name}: bin_edges must increase strictly")
+        raise BaselineError(
+            f"baseline feature {name}: bin_edges must increase strictly", code="bad-bin-edges", feature=name
+        )
     return values, [float(p) for p in shares], float(ref.get("missing_proportion", 0.0))
 
 
@@ -153,7 +178,9 @@ def categorical_reference(name: str, ref: Mapping[str, Any]) -> tuple[list[str],
     """(categories with OTHER last, reference shares, missing_proportion) of a categorical baseline feature."""
     frequencies = ref.get("frequencies")
     if not isinstance(frequencies, Mapping) or not frequencies:
-        raise BaselineError(f"baseline feature {name}: frequencies must be a non-empty object")
+        raise BaselineError(
+            f"baseline feature {name}: frequencies must be a non-empty object", code="bad-frequencies", feature=name
+        )
     categories = [str(c) for c in frequencies if str(c) != OTHER] + [OTHER]
     return categories, [float(frequencies.get(c, 0.0)) for c in categories], float(ref.get("missing_proportion", 0.0))
 
@@ -258,7 +285,7 @@ def feature_drifts(baseline: Mapping[str, Any], columns: Mapping[str, Sequence[A
     """Drift of every feature the baseline describes and the live rows carry."""
     features = baseline.get("features")
     if not isinstance(features, Mapping):
-        raise BaselineError("baseline.json has no features object")
+        raise BaselineError("baseline.json has no features object", code="no-features")
     sample_size = int(baseline.get("sample_size", 0) or 0)
     results: list[FeatureDrift] = []
     for name, ref in features.items():
@@ -269,5 +296,7 @@ def feature_drifts(baseline: Mapping[str, Any], columns: Mapping[str, Sequence[A
         elif ref.get("type") == "categorical":
             results.append(categorical_drift(name, ref, columns[name]))
         else:
-            raise BaselineError(f"baseline feature {name}: type must be numeric or categorical")
+            raise BaselineError(
+                f"baseline feature {name}: type must be numeric or categorical", code="unknown-type", feature=name
+            )
     return results

@@ -18,14 +18,14 @@ def training_settings(environ: Mapping[str, str]) -> TrainingSpecSettings:
     try:
         return TrainingSpecSettings.from_json(env_str(ENV_TRAINING_SETTINGS, environ))
     except SettingsError as error:
-        raise ConfigError(f"environment variable {ENV_TRAINING_SETTINGS}: {error}") from None
+        raise ConfigError(f"environment variable {ENV_TRAINING_SETTINGS}: {error}", code="invalid-settings") from None
 
 
 def retrain_policy(environ: Mapping[str, str]) -> RetrainPolicy:
     try:
         return RetrainPolicy.from_json(env_str(ENV_RETRAIN_POLICY, environ))
     except PolicyError as error:
-        raise ConfigError(str(error)) from None
+        raise ConfigError(str(error), code="invalid-policy") from None
 
 
 def app_from_prefix(job_name_prefix: str, stage: str) -> str:
@@ -34,7 +34,8 @@ def app_from_prefix(job_name_prefix: str, stage: str) -> str:
     if not job_name_prefix.endswith(suffix) or len(job_name_prefix) == len(suffix):
         raise ConfigError(
             f"{ENV_TRAINING_SETTINGS}.job_name_prefix {job_name_prefix!r} must be contract.job_name_prefix(app, "
-            f"{stage!r}) = '<app>-{stage}'"
+            f"{stage!r}) = '<app>-{stage}'",
+            code="invalid-job-name-prefix",
         )
     return job_name_prefix[: -len(suffix)]
 
@@ -68,5 +69,6 @@ def check_lock_outlives_run(training: TrainingSpecSettings, policy: RetrainPolic
         raise ConfigError(
             f"{ENV_RETRAIN_POLICY}.lock_ttl_seconds ({policy.lock_ttl_seconds}) is shorter than the longest "
             f"{what} job {ENV_TRAINING_SETTINGS} allows ({longest} s): a second job could start while the "
-            "first still runs"
+            "first still runs",
+            code="lock-shorter-than-run",
         )

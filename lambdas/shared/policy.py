@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from lambdas.shared.contract import ENV_RETRAIN_POLICY
 
@@ -27,14 +27,28 @@ DEFAULT_DRIFT_MIN_SAMPLES: Final = 200
 DEFAULT_DRIFT_MAX_FILES: Final = 2000
 
 
+# What kind of mistake a PolicyError reports, for code and tests that branch on it (the text is for people).
+PolicyErrorCode = Literal[
+    "not-json",  # RETRAIN_POLICY does not parse
+    "not-an-object",  # it parses, but not to a JSON object
+    "unknown-keys",  # keys RetrainPolicy does not know (`problems` names them)
+    "missing-keys",  # required keys left out (`problems` names them)
+    "wrong-type",  # a value of the wrong JSON type (`problems` names its key)
+    "out-of-bounds",  # values outside their RULES (`problems` names each key)
+]
+
+
 class PolicyError(ValueError):
     """RETRAIN_POLICY is not valid; the message names the key.
 
-    `problems` holds (key, what is allowed) for each broken rule, so the CDK app can name its own setting.
+    `code` (a PolicyErrorCode: not-json, not-an-object, unknown-keys, missing-keys, wrong-type, out-of-bounds) says
+    what kind of mistake; every raise site sets it. `problems` holds (key, what is allowed) for each broken rule,
+    so the CDK app can name its own setting.
     """
 
-    def __init__(self, message: str, problems: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(self, message: str, *, code: PolicyErrorCode, problems: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
+        self.code: PolicyErrorCode = code
         self.problems = problems
 
 
@@ -73,7 +87,8 @@ class RetrainPolicy:
         if problems:
             raise PolicyError(
                 f"{ENV_RETRAIN_POLICY}: " + "; ".join(f"{name} must be {allowed}" for name, allowed in problems),
-                problems,
+                code="out-of-bounds",
+                problems=problems,
             )
 
     @classmethod
@@ -81,24 +96,28 @@ class RetrainPolicy:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise PolicyError(f"{ENV_RETRAIN_POLICY} is not JSON: {error}") from None
+            raise PolicyError(f"{ENV_RETRAIN_POLICY} is not JSON: {error}", code="not-json") from None
         return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: Any) -> RetrainPolicy:
         if not isinstance(data, dict):
-            raise PolicyError(f"{ENV_RETRAIN_POLICY} must be a JSON object")
+            raise PolicyError(f"{ENV_RETRAIN_POLICY} must be a JSON object", code="not-an-object")
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise PolicyError(
-                f"{ENV_RETRAIN_POLICY} has unknown keys {unknown}", tuple((k, "no such key") for k in unknown)
+                f"{ENV_RETRAIN_POLICY} has unknown keys {unknown}",
+                code="unknown-keys",
+                problems=tuple((k, "no such key") for k in unknown),
             )
         required = [name for name, f in known.items() if f.default is MISSING]
         missing = [name for name in required if name not in data]
         if missing:
             raise PolicyError(
-                f"{ENV_RETRAIN_POLICY} is missing keys {missing}", tuple((k, "required") for k in missing)
+                f"{ENV_RETRAIN_POLICY} is missing keys {missing}",
+                code="missing-keys",
+                problems=tuple((k, "required") for k in missing),
             )
         values: dict[str, Any] = {}
         for name, value in data.items():
@@ -111,7 +130,11 @@ class RetrainPolicy:
                 ok = isinstance(value, int | float) and not isinstance(value, bool)
                 value = float(value) if ok else value
             if not ok:
-                raise PolicyError(f"{ENV_RETRAIN_POLICY}.{name} must be {kind}, got {value!r}", ((name, str(kind)),))
+                raise PolicyError(
+                    f"{ENV_RETRAIN_POLICY}.{name} must be {kind}, got {value!r}",
+                    code="wrong-type",
+                    problems=((name, str(kind)),),
+                )
             values[name] = value
         return cls(**values)
 

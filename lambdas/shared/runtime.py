@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -30,8 +30,32 @@ T = TypeVar("T")
 _CACHE_CLEARERS: list[Callable[[], None]] = []
 
 
+# What kind of mistake a ConfigError reports, for code and tests that branch on it (the text is for people).
+ConfigErrorCode = Literal[
+    "missing",  # a required variable is unset or blank
+    "invalid-json",  # a variable that holds JSON does not parse
+    "not-an-arn",  # a variable is not an ARN of the service it must name
+    "wrong-type",  # a variable's JSON value is of the wrong kind
+    "not-a-choice",  # a variable's value is outside its allowed choices
+    "invalid-settings",  # TRAINING_SETTINGS breaks a rule of its settings classes
+    "invalid-policy",  # RETRAIN_POLICY breaks a rule of RetrainPolicy
+    "invalid-job-name-prefix",  # TRAINING_SETTINGS.job_name_prefix is not contract.job_name_prefix(app, stage)
+    "invalid-peer-account",  # the peer account is not 12 digits, or is set (or missing) against the account role
+    "lock-shorter-than-run",  # RETRAIN_POLICY.lock_ttl_seconds is shorter than the longest run allowed
+]
+
+
 class ConfigError(RuntimeError):
-    """An environment variable the function needs is missing or invalid; the message names it."""
+    """An environment variable the function needs is missing or invalid; the message names it.
+
+    `code` (a ConfigErrorCode: missing, invalid-json, not-an-arn, wrong-type, not-a-choice, invalid-settings,
+    invalid-policy, invalid-job-name-prefix, invalid-peer-account, lock-shorter-than-run) says what kind of
+    mistake, for code and tests that must not parse the message; every raise site sets it.
+    """
+
+    def __init__(self, message: str, *, code: ConfigErrorCode) -> None:
+        super().__init__(message)
+        self.code: ConfigErrorCode = code
 
 
 def cached(fn: Callable[..., T]) -> Callable[..., T]:
@@ -58,7 +82,7 @@ def env_str(name: str, environ: Mapping[str, str] | None = None) -> str:
     """A required, non-blank variable."""
     value = (os.environ if environ is None else environ).get(name, "")
     if not value.strip():
-        raise ConfigError(f"environment variable {name} is missing or empty")
+        raise ConfigError(f"environment variable {name} is missing or empty", code="missing")
     return value.strip()
 
 
@@ -68,7 +92,7 @@ def env_json(name: str, environ: Mapping[str, str] | None = None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigError(f"environment variable {name} is not valid JSON: {error}") from None
+        raise ConfigError(f"environment variable {name} is not valid JSON: {error}", code="invalid-json") from None
 
 
 def env_arn(name: str, service: str, environ: Mapping[str, str] | None = None) -> str:
@@ -76,7 +100,7 @@ def env_arn(name: str, service: str, environ: Mapping[str, str] | None = None) -
     value = env_str(name, environ)
     parts = value.split(":")
     if len(parts) < 6 or parts[0] != "arn" or parts[2] != service:
-        raise ConfigError(f"environment variable {name} must be an {service} ARN, got {value!r}")
+        raise ConfigError(f"environment variable {name} must be an {service} ARN, got {value!r}", code="not-an-arn")
     return value
 
 
@@ -84,7 +108,9 @@ def env_str_list(name: str, environ: Mapping[str, str] | None = None) -> tuple[s
     """A required variable holding a JSON list of non-empty strings (may be empty: `[]`)."""
     value = env_json(name, environ)
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"environment variable {name} must be a JSON list of non-empty strings, got {value!r}")
+        raise ConfigError(
+            f"environment variable {name} must be a JSON list of non-empty strings, got {value!r}", code="wrong-type"
+        )
     return tuple(value)
 
 

@@ -26,7 +26,7 @@ from lambdas.drift_monitor.records import CaptureParseError, RowParser, parse_ca
 from lambdas.drift_monitor.stream import CHUNK_BYTES, MAX_RECORD_BYTES, CaptureReader, segments
 from lambdas.drift_monitor.tally import MEMO_SIZE, MEMO_TEXT_CHARS, Tally, _plain_numbers
 from lambdas.shared import runs
-from lambdas.shared.drift import EPSILON, OTHER
+from lambdas.shared.drift import EPSILON, OTHER, BaselineError
 from tests.lambdas.fixtures import BASELINE, DATA_BUCKET, EVENTS, RUNS_TABLE, SCHEMA, Aws, aws_client, sample_rows
 from tests.lambdas.test_drift_monitor import capture_line, csv_cells, run
 
@@ -295,10 +295,11 @@ def test_a_baseline_of_another_type_than_the_schema_fails_before_reading(aws: No
     # GIVEN a baseline that calls a categorical feature numeric
     baseline = json.loads(json.dumps(BASELINE))
     baseline["features"]["workclass"] = {"type": "numeric", "bin_edges": [0, 1, 2], "proportions": [0.5, 0.5]}
-    # WHEN a tally is made for it / THEN it is refused at once, naming the feature (Tally raises a plain
-    # ValueError, so the feature's name, a stable identifier, is what is matched)
-    with pytest.raises(ValueError, match=r"\bworkclass\b"):
+    # WHEN a tally is made for it
+    with pytest.raises(BaselineError) as refused:
         Tally(SPEC, baseline)
+    # THEN it is refused at once as a type mismatch, naming the feature
+    assert (refused.value.code, refused.value.feature) == ("type-mismatch", "workclass")
 
 
 # ------------------------------------------------------------------------------------------- properties

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -128,10 +129,13 @@ OPTIONAL: dict[str, frozenset[str]] = {
 def test_missing_variable_is_named_in_the_error(key: str, variable: str) -> None:
     # GIVEN one variable the function reads left out
     environ = {k: v for k, v in ENV.items() if k != variable}
-    # WHEN its settings load THEN they fail naming it (the variable's name is the contract's stable identifier;
-    # lambdas/shared/runtime.ConfigError carries no attribute for it)
-    with pytest.raises(ConfigError, match=rf"\b{variable}\b"):
+    # WHEN its settings load
+    with pytest.raises(ConfigError) as refused:
         settings_class(key).from_env(environ)
+    # THEN they fail as a missing variable, and the message names it for the operator (the variable's name is
+    # the contract's stable identifier)
+    assert refused.value.code == "missing"
+    assert re.search(rf"\b{re.escape(variable)}\b", str(refused.value))
 
 
 @pytest.mark.parametrize(("key", "variable"), [(k, v) for k, names in OPTIONAL.items() for v in sorted(names)])
@@ -145,30 +149,41 @@ def test_an_optional_variable_may_be_left_out(key: str, variable: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "key"), [({"daily_cap": 0}, "daily_cap"), ({"rollback_on_alarm": "yes"}, "rollback_on_alarm")]
+    ("change", "key", "code"),
+    [
+        ({"daily_cap": 0}, "daily_cap", "out-of-bounds"),
+        ({"rollback_on_alarm": "yes"}, "rollback_on_alarm", "wrong-type"),
+    ],
 )
-def test_retrain_policy_names_the_bad_key(change: dict[str, Any], key: str) -> None:
+def test_retrain_policy_names_the_bad_key(change: dict[str, Any], key: str, code: str) -> None:
     # GIVEN a policy with one value out of its rule or of the wrong type
     # WHEN it is parsed
     with pytest.raises(PolicyError) as caught:
         RetrainPolicy.from_dict({**POLICY, **change})
-    # THEN the error's problems name that key alone
+    # THEN the error's code says which mistake, and its problems name that key alone
+    assert caught.value.code == code
     assert [name for name, _ in caught.value.problems] == [key]
 
 
 def test_retrain_policy_refuses_an_unknown_key() -> None:
     # GIVEN a policy with a misspelt key
-    # WHEN it is parsed THEN it is refused, naming the key (PolicyError has no structured field for unknown keys)
-    with pytest.raises(PolicyError, match=r"\bmin_interval\b"):
+    # WHEN it is parsed
+    with pytest.raises(PolicyError) as refused:
         RetrainPolicy.from_dict({**POLICY, "min_interval": 5})
+    # THEN it is refused as an unknown key, and its problems name that key alone
+    assert refused.value.code == "unknown-keys"
+    assert [name for name, _ in refused.value.problems] == ["min_interval"]
 
 
 def test_retrain_policy_needs_every_contract_key() -> None:
     # GIVEN a policy without lock_ttl_seconds
     data = {k: v for k, v in POLICY.items() if k != "lock_ttl_seconds"}
-    # WHEN it is parsed THEN it is refused, naming the missing key
-    with pytest.raises(PolicyError, match=r"\block_ttl_seconds\b"):
+    # WHEN it is parsed
+    with pytest.raises(PolicyError) as refused:
         RetrainPolicy.from_dict(data)
+    # THEN it is refused as a missing key, and its problems name that key alone
+    assert refused.value.code == "missing-keys"
+    assert [name for name, _ in refused.value.problems] == ["lock_ttl_seconds"]
 
 
 def test_retrain_policy_takes_what_the_stack_writes() -> None:

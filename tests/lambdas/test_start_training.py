@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from lambdas.shared import runs
+from lambdas.shared.events import EventShapeError
 from lambdas.shared.jobspec import build_training_job
 from lambdas.shared.policy import RetrainPolicy
 from lambdas.shared.runtime import ConfigError, client, epoch
@@ -162,9 +164,13 @@ def test_alarm_leaving_alarm_or_another_alarm_starts_nothing(name: str, state_va
 
 
 def test_manual_start_needs_a_reason() -> None:
-    # GIVEN a manual request without reason / THEN it is refused
-    with pytest.raises(ValueError, match="reason"):
+    # GIVEN a manual request without reason
+    # WHEN it is parsed
+    with pytest.raises(EventShapeError) as refused:
         logic.parse_trigger({"source": "sagecycle.manual"}, settings=settings(), request_id="r")
+    # THEN it is refused as a malformed event (EventShapeError has no code), and the message names the missing
+    # field for the operator
+    assert "reason" in str(refused.value).split()
 
 
 # ---------------------------------------------------------------------------------------------- handler
@@ -259,9 +265,10 @@ def test_failed_create_training_job_releases_the_lock(resources: Aws) -> None:
         "sagemaker", "CreateTrainingJob", lambda p: error_response("ResourceLimitExceeded", "no instances")
     ).install()
     # WHEN the schedule fires
-    with pytest.raises(Exception, match="ResourceLimitExceeded"):
+    with pytest.raises(ClientError) as refused:
         start.handler(load_event("scheduled_event.json"), FakeContext())
-    # THEN the lock is free again (and the next delivery may retry)
+    # THEN SageMaker's error surfaces, and the lock is free again (and the next delivery may retry)
+    assert refused.value.response["Error"]["Code"] == "ResourceLimitExceeded"
     assert runs.lock_holder(RUNS_TABLE) is None
 
 
@@ -284,15 +291,21 @@ def test_manual_request_starts_training_without_new_data(resources: Aws) -> None
 
 
 def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN no IDEMPOTENCY_TABLE / WHEN the settings load / THEN the error names it
+    # GIVEN no IDEMPOTENCY_TABLE
     monkeypatch.delenv("IDEMPOTENCY_TABLE")
-    with pytest.raises(ConfigError, match="IDEMPOTENCY_TABLE"):
+    # WHEN the settings load
+    with pytest.raises(ConfigError) as refused:
         start.settings()
+    # THEN the error is a missing variable, and the message names it for the operator
+    assert refused.value.code == "missing"
+    assert "IDEMPOTENCY_TABLE" in str(refused.value).split()
 
 
 def test_lock_shorter_than_the_longest_job_is_refused() -> None:
     # GIVEN a lock TTL shorter than the job's MaxRuntimeInSeconds
     env = {**ENV, "RETRAIN_POLICY": json.dumps({**POLICY, "lock_ttl_seconds": 600})}
-    # WHEN the settings load / THEN the error names both variables
-    with pytest.raises(ConfigError, match=r"lock_ttl_seconds.*TRAINING_SETTINGS"):
+    # WHEN the settings load
+    with pytest.raises(ConfigError) as refused:
         logic.Settings.from_env(env)
+    # THEN the error says the lock is shorter than a run
+    assert refused.value.code == "lock-shorter-than-run"

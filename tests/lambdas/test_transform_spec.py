@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from lambdas.shared import contract
+from lambdas.shared.job_settings import SettingsError
 from lambdas.shared.jobspec import (
     TrainingSpecSettings,
     TransformSettings,
@@ -105,9 +106,13 @@ def test_local_storage_instances_keep_output_encryption_without_a_volume_key() -
 
 @pytest.mark.parametrize(("concurrent", "payload_mb"), [(20, 6), (4, 26)])
 def test_transform_refuses_more_in_flight_than_sagemaker_accepts(concurrent: int, payload_mb: int) -> None:
-    # GIVEN concurrency x payload above SageMaker's 100 MB WHEN the settings are made THEN they are refused
-    with pytest.raises(ValueError, match="max_concurrent_transforms \\* max_payload_mb must be <= 100"):
+    # GIVEN concurrency x payload above SageMaker's 100 MB
+    # WHEN the settings are made
+    with pytest.raises(SettingsError) as refused:
         TransformSettings(max_concurrent_transforms=concurrent, max_payload_mb=payload_mb)
+    # THEN they are refused as invalid transform settings, with one broken rule, on max_concurrent_transforms
+    assert (refused.value.code, refused.value.where) == ("invalid", "transform settings")
+    assert [problem.split()[0] for problem in refused.value.problems] == ["max_concurrent_transforms"]
 
 
 def test_execution_role_may_read_the_input_and_write_the_output() -> None:

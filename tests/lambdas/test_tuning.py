@@ -217,9 +217,11 @@ def test_refused_create_tuning_job_releases_the_lock(resources: Aws) -> None:
         "CreateHyperParameterTuningJob",
         lambda p: error_response("ResourceLimitExceeded", "no instances"),
     ).install()
-    # WHEN the schedule fires / THEN the error surfaces (the event is retried) and the lock is free again
-    with pytest.raises(Exception, match="ResourceLimitExceeded"):
+    # WHEN the schedule fires
+    with pytest.raises(ClientError) as refused:
         start.handler(load_event("scheduled_event.json"), FakeContext())
+    # THEN SageMaker's error surfaces (the event is retried) and the lock is free again
+    assert refused.value.response["Error"]["Code"] == "ResourceLimitExceeded"
     assert runs.lock_holder(RUNS_TABLE) is None
 
 
@@ -250,9 +252,12 @@ def test_refused_warm_start_falls_back_to_a_cold_tuning_job(resources: Aws) -> N
 def test_lock_shorter_than_the_longest_tuning_job_is_refused() -> None:
     # GIVEN 20 children, 2 at a time, each up to 3600 s: ten waves, longer than the 7200 s lock
     long = TUNING_SETTINGS.to_json().replace('"max_jobs":4', '"max_jobs":20')
-    # WHEN the start function's settings load / THEN the error names both variables
-    with pytest.raises(ConfigError, match=r"lock_ttl_seconds.*tuning job TRAINING_SETTINGS.*36000"):
+    # WHEN the start function's settings load
+    with pytest.raises(ConfigError) as refused:
         start_logic.Settings.from_env({**ENV, c.ENV_TRAINING_SETTINGS: long})
+    # THEN the lock is refused as shorter than the run, and the message gives the tuning job's 36000 s
+    assert refused.value.code == "lock-shorter-than-run"
+    assert "(36000 s)" in str(refused.value)
 
 
 def test_tuning_runtime_limit_bounds_the_lock_check() -> None:

@@ -41,12 +41,35 @@ Distribution = Literal["FullyReplicated", "ShardedByS3Key"]
 _GRACE_SECONDS = 60.0  # how long the other hosts get to notice a failed one (a loaded 2-core CI box is slow)
 
 
-class LocalTrainingError(RuntimeError):
-    """Training failed on at least one host; the message is that host's failure reason."""
+# Why a local training run failed, for code and tests that branch on it (the text is for people).
+LocalTrainingErrorCode = Literal[
+    "no-channel-source",  # a channel's source path does not exist
+    "work-dir-not-empty",  # the work directory already holds something (one run never meets another's files)
+    "host-failed",  # a host exited non-zero or was stopped (`hosts` holds every host's run)
+]
 
-    def __init__(self, message: str, hosts: Sequence[HostRun] = ()) -> None:
+
+class LocalTrainingError(RuntimeError):
+    """Training failed on at least one host, or could not start; the message is that host's failure reason.
+
+    `code` (a LocalTrainingErrorCode: no-channel-source, work-dir-not-empty, host-failed) says which; every raise
+    site sets it. `hosts` holds the hosts' runs when they ran.
+    """
+
+    def __init__(self, message: str, *, code: LocalTrainingErrorCode, hosts: Sequence[HostRun] = ()) -> None:
         super().__init__(message)
+        self.code: LocalTrainingErrorCode = code
         self.hosts = tuple(hosts)
+
+
+class EmptyShardWarning(UserWarning):
+    """A ShardedByS3Key channel has fewer data files than hosts: `hosts - files` hosts get no rows of `channel`."""
+
+    def __init__(self, message: str, *, channel: str, files: int, hosts: int) -> None:
+        super().__init__(message)
+        self.channel = channel
+        self.files = files
+        self.hosts = hosts
 
 
 @dataclass(frozen=True)
@@ -118,7 +141,7 @@ def _channel_objects(source: Path) -> list[tuple[Path, Path]]:
     if source.is_file():
         return [(source, Path(source.name))]
     if not source.is_dir():
-        raise LocalTrainingError(f"channel source {source} does not exist")
+        raise LocalTrainingError(f"channel source {source} does not exist", code="no-channel-source")
     return [(p, p.relative_to(source)) for p in sorted(source.rglob("*")) if p.is_file()]
 
 
@@ -135,9 +158,14 @@ def _stage_channels(channels: Mapping[str, Path], distribution: Mapping[str, Dis
         data = [(path, key) for path, key in objects if not is_side_file(key)]
         if mode == "ShardedByS3Key" and len(roots) > 1 and len(data) < len(roots):
             warnings.warn(
-                f"channel {name!r} has {len(data)} data file(s) for {len(roots)} hosts: "
-                f"{len(roots) - len(data)} host(s) get no {name} rows (split the data into at least one file "
-                "per host; ShardedByS3Key shards by object, never inside one)",
+                EmptyShardWarning(
+                    f"channel {name!r} has {len(data)} data file(s) for {len(roots)} hosts: "
+                    f"{len(roots) - len(data)} host(s) get no {name} rows (split the data into at least one file "
+                    "per host; ShardedByS3Key shards by object, never inside one)",
+                    channel=name,
+                    files=len(data),
+                    hosts=len(roots),
+                ),
                 stacklevel=3,
             )
         for rank, root in enumerate(roots):
@@ -272,7 +300,7 @@ def run_local_training(
     # Absolute: the hosts run with their code directory as the working directory.
     work = (Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="sagecycle-train-"))).resolve()
     if work.exists() and any(work.iterdir()):
-        raise LocalTrainingError(f"work_dir {work} is not empty")
+        raise LocalTrainingError(f"work_dir {work} is not empty", code="work-dir-not-empty")
     hosts = host_names(instance_count)
     roots = [work / host for host in hosts]
     for root in roots:
@@ -326,7 +354,9 @@ def run_local_training(
         reason = next((run.failure for run in failed if run.failure), None) or stopped or "training failed"
         where = next((run for run in failed if run.failure), failed[0] if failed else runs[0])
         raise LocalTrainingError(
-            f"{reason}\n(host {where.host}, exit code {where.returncode}, log {where.log_path})", runs
+            f"{reason}\n(host {where.host}, exit code {where.returncode}, log {where.log_path})",
+            code="host-failed",
+            hosts=runs,
         )
     model_dir = runs[0].model_dir
     evaluation = json.loads((model_dir / "evaluation.json").read_text(encoding="utf-8"))

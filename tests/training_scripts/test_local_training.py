@@ -9,6 +9,7 @@ import pytest
 
 from sagecycle import cli
 from sagecycle.local_training import (
+    EmptyShardWarning,
     LocalTrainingError,
     host_names,
     package_model,
@@ -72,7 +73,8 @@ def test_failure_raises_with_the_hosts_reason(tmp_path: Path, adult_small: Prepa
     # WHEN trained
     with pytest.raises(LocalTrainingError) as failed:
         run_local_training(channels, hyperparameters={"nthread": 2}, work_dir=tmp_path / "job")
-    # THEN the error carries the failure file's reason and the host's exit code
+    # THEN a host failed, and the error carries the failure file's reason and the host's exit code
+    assert failed.value.code == "host-failed"
     assert "channel 'validation' is empty" in str(failed.value)
     assert failed.value.hosts[0].returncode == 2
 
@@ -82,9 +84,11 @@ def test_a_used_work_dir_is_refused(tmp_path: Path, adult_small: Prepared) -> No
     (tmp_path / "job").mkdir()
     (tmp_path / "job" / "leftover").write_text("x")
     # WHEN training is asked to use it
-    # THEN it refuses before starting
-    with pytest.raises(LocalTrainingError, match="is not empty"):
+    with pytest.raises(LocalTrainingError) as refused:
         run_local_training({"train": adult_small.channel("train")}, work_dir=tmp_path / "job")
+    # THEN it refuses before starting: no host ran
+    assert refused.value.code == "work-dir-not-empty"
+    assert refused.value.hosts == ()
 
 
 def test_package_adds_nothing_to_the_model_directory(tmp_path: Path) -> None:
@@ -128,9 +132,11 @@ def test_a_sharded_channel_with_fewer_data_files_than_hosts_warns(tmp_path: Path
     (channel / "schema.json").write_text("{}")
     roots = [tmp_path / "h1", tmp_path / "h2"]
     # WHEN the channel is staged ShardedByS3Key
-    # THEN a warning says one host gets no rows (schema.json is no data file)
-    with pytest.warns(UserWarning, match="1 data file"):
+    with pytest.warns(EmptyShardWarning) as warned:
         _stage_channels({"train": channel}, {}, roots)
+    # THEN a warning says one data file for two hosts (schema.json is no data file)
+    shards = [w.message for w in warned if isinstance(w.message, EmptyShardWarning)]
+    assert [(w.channel, w.files, w.hosts) for w in shards] == [("train", 1, 2)]
     # AND objects are sharded as SageMaker shards them: by key, schema.json included
     assert [sorted(p.name for p in (r / "input/data/train").iterdir()) for r in roots] == [
         ["part-0.csv"],

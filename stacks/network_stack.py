@@ -22,10 +22,17 @@ class NetworkStack(Stack):
     - `endpoint_ids`: VPC endpoint ids by `INTERFACE_ENDPOINTS` name, plus `s3` (the gateway).
     """
 
+    @property
+    def availability_zones(self) -> list[str]:
+        """The configured zones: with a concrete account, CDK would otherwise look them up at synth (credentials,
+        a lookup role), which neither CI nor `make synth` has; the config already names two zones of the region."""
+        return self._zones
+
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, log_key: kms.IKey, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self._zones = list(config.availability_zones)
         network = PrivateNetwork(
             self,
             "Network",

@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.alarm_responder import logic
-from lambdas.shared.contract import FUNCTIONS, METRIC_DEPLOYMENT_ROLLED_BACK, METRIC_DIMENSION, METRIC_NAMESPACE
+from lambdas.shared.contract import FUNCTIONS, METRIC_DEPLOYMENT_ROLLED_BACK, METRIC_DIMENSION
 from lambdas.shared.events import DETAIL_ALARM, SOURCE_CLOUDWATCH, SOURCE_MANUAL, detail_type, parse_alarm_event
 from lambdas.shared.runtime import cached, utcnow
+from lambdas.shared.telemetry import instruments
 
 SERVICE = FUNCTIONS["alarm_responder"]
-logger = Logger(service=SERVICE)
-# service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
-metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
-tracer = Tracer(service=SERVICE)
+logger, metrics, tracer = instruments("alarm_responder")
 
 
 @cached

@@ -6,7 +6,6 @@ import os
 import time
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,17 +16,13 @@ from lambdas.shared.contract import (
     METRIC_DIMENSION,
     METRIC_FEATURE_PSI,
     METRIC_MAX_PSI,
-    METRIC_NAMESPACE,
     METRIC_UNPARSEABLE_RECORDS,
 )
 from lambdas.shared.runtime import cached, utcnow
-from lambdas.shared.telemetry import metric_with_dimension
+from lambdas.shared.telemetry import instruments, metric_with_dimension
 
 SERVICE = FUNCTIONS["drift_monitor"]
-logger = Logger(service=SERVICE)
-# service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
-metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
-tracer = Tracer(service=SERVICE)
+logger, metrics, tracer = instruments("drift_monitor")
 # Of the time left when the run starts, keep this share (at least MIN_RESERVE_SECONDS) for the file being
 # read when the budget runs out, the metrics and the watermark: a backlog is read over several runs.
 RESERVE_SHARE: Final = 0.25

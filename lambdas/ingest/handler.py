@@ -6,7 +6,6 @@ import json
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -19,15 +18,12 @@ from lambdas.shared.contract import (
     METRIC_FILES_ACCEPTED,
     METRIC_FILES_MISSING,
     METRIC_FILES_QUARANTINED,
-    METRIC_NAMESPACE,
 )
 from lambdas.shared.runtime import cached, client, on_reset, utcnow
+from lambdas.shared.telemetry import instruments
 
 SERVICE = FUNCTIONS["ingest"]
-logger = Logger(service=SERVICE)
-# service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
-metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
-tracer = Tracer(service=SERVICE)
+logger, metrics, tracer = instruments("ingest")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 on_reset(logic.clear_schema_cache)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,7 +15,6 @@ from lambdas.shared.contract import (
     METRIC_CANDIDATE_REJECTED,
     METRIC_DEPLOYMENT_ROLLED_BACK,
     METRIC_DIMENSION,
-    METRIC_NAMESPACE,
     METRIC_TRAINING_FAILED,
 )
 from lambdas.shared.events import (
@@ -33,12 +31,10 @@ from lambdas.shared.events import (
     parse_tuning_job_event,
 )
 from lambdas.shared.runtime import cached, utcnow
+from lambdas.shared.telemetry import instruments
 
 SERVICE = FUNCTIONS["promote"]
-logger = Logger(service=SERVICE)
-# service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
-metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
-tracer = Tracer(service=SERVICE)
+logger, metrics, tracer = instruments("promote")
 
 
 @cached

@@ -13,13 +13,24 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from lambdas.shared.contract import METRIC_NAMESPACE
+from lambdas.shared.contract import FUNCTIONS, METRIC_NAMESPACE
 from lambdas.shared.runtime import client
 
 SUBJECT_MAX: Final = 100
+
+
+def instruments(function_key: str) -> tuple[Logger, Metrics, Tracer]:
+    """A handler's Logger, Metrics and Tracer, named after its function (contract.FUNCTIONS).
+
+    `service=""` on Metrics: no "service" dimension, so the metrics carry exactly the dimensions the alarms name.
+    """
+    service = FUNCTIONS[function_key]
+    return Logger(service=service), Metrics(namespace=METRIC_NAMESPACE, service=""), Tracer(service=service)
+
+
 MESSAGE_MAX_BYTES: Final = 250_000  # SNS allows 256 KiB
 
 

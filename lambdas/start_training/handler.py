@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -19,20 +18,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.shared.contract import (
     FUNCTIONS,
     METRIC_DIMENSION,
-    METRIC_NAMESPACE,
     METRIC_TRAINING_STARTED,
     METRIC_TRIGGER_SKIPPED,
 )
 from lambdas.shared.runtime import cached, retry_config, session, utcnow
-from lambdas.shared.telemetry import metric_with_dimension
+from lambdas.shared.telemetry import instruments, metric_with_dimension
 from lambdas.start_training import logic
 
 SERVICE = FUNCTIONS["start_training"]
 IDEMPOTENCY_TTL_SECONDS: Final = 2 * 24 * 3600  # longer than any SQS or EventBridge redelivery
-logger = Logger(service=SERVICE)
-# service="": no "service" dimension, so the metrics carry exactly the dimensions the alarms name (Stage).
-metrics = Metrics(namespace=METRIC_NAMESPACE, service="")
-tracer = Tracer(service=SERVICE)
+logger, metrics, tracer = instruments("start_training")
 
 
 @cached

@@ -67,12 +67,16 @@ def _resolve_schema(doc: Mapping[str, Any] | None, args: argparse.Namespace, hps
                 "run `sagecycle prepare` or pass objective"
             )
         if hps["objective"] == "multi:softprob" and not hps["num_class"]:
-            raise UsageError("without a schema.json, multi:softprob needs the num_class hyperparameter")
+            raise UsageError(
+                "without a schema.json, multi:softprob needs the num_class hyperparameter", code="num-class"
+            )
         width = data_io.first_row_width(args.validation) or data_io.first_row_width(args.train) or 1
         doc = data_io.synthesize_schema(width - 1, hps["objective"], hps["num_class"])
     schema = data_io.schema_from_dict(doc)
     if hps["num_class"] and schema.task == "multiclass" and hps["num_class"] != len(schema.classes):
-        raise UsageError(f"num_class={hps['num_class']} but schema.json lists {len(schema.classes)} classes")
+        raise UsageError(
+            f"num_class={hps['num_class']} but schema.json lists {len(schema.classes)} classes", code="num-class"
+        )
     objective = hps["objective"] or schema.objective
     if objective != schema.objective:  # an explicit objective wins; the written schema says so
         k = (hps["num_class"] or len(schema.classes)) if objective == "multi:softprob" else 2
@@ -87,9 +91,11 @@ def _resolve_schema(doc: Mapping[str, Any] | None, args: argparse.Namespace, hps
 
 def _read_local(args: argparse.Namespace, schema: data_io.Schema, hps: dict[str, Any], group: Group) -> _Splits:
     if not args.train:
-        raise UsageError("no train channel: set SM_CHANNEL_TRAIN or --train")
+        raise UsageError("no train channel: set SM_CHANNEL_TRAIN or --train", code="missing-channel")
     if not args.validation:
-        raise UsageError("no validation channel: early stopping and the threshold need SM_CHANNEL_VALIDATION")
+        raise UsageError(
+            "no validation channel: early stopping and the threshold need SM_CHANNEL_VALIDATION", code="missing-channel"
+        )
     sharded = group.world > 1  # an empty shard on one host is fine as long as the whole set is not empty
 
     def read(name: str) -> data_io.Split:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 # The objectives the data contract knows (data_io.OBJECTIVES maps each to its task) and the decision-threshold
 # methods of evaluation.py; both modules need numpy, so the names live here for stdlib-only readers.
@@ -18,8 +18,33 @@ OBJECTIVES: Final[tuple[str, ...]] = ("binary:logistic", "multi:softprob", "reg:
 THRESHOLD_METHODS: Final[tuple[str, ...]] = ("max_accuracy", "max_f1")
 
 
+# What kind of mistake a UsageError reports, for code and tests that branch on it (the text is for people).
+UsageErrorCode = Literal[
+    "unknown-hyperparameter",  # a key the table does not know (nor its aliases)
+    "invalid-value",  # a value that does not parse as its hyperparameter's kind
+    "not-a-choice",  # a value outside its hyperparameter's choices
+    "out-of-bounds",  # a number outside its hyperparameter's bounds
+    "bad-argument",  # a command-line option argparse refuses
+    "unknown-argument",  # a command-line argument that is no option nor hyperparameter
+    "invalid-json",  # an SM_* variable that must hold JSON does not parse
+    "unknown-host",  # the current host is not in the host list
+    "missing-channel",  # the train or validation channel is not given
+    "num-class",  # num_class is missing for multi:softprob, or disagrees with schema.json's classes
+]
+
+
 class UsageError(ValueError):
-    """A hyperparameter or option the script cannot use."""
+    """A hyperparameter or option the script cannot use.
+
+    `code` (a UsageErrorCode: unknown-hyperparameter, invalid-value, not-a-choice, out-of-bounds, bad-argument,
+    unknown-argument, invalid-json, unknown-host, missing-channel, num-class) says what kind of mistake; every
+    raise site sets it. `hyperparameter` names the hyperparameter at fault as given ("" when none is).
+    """
+
+    def __init__(self, message: str, *, code: UsageErrorCode, hyperparameter: str = "") -> None:
+        super().__init__(message)
+        self.code: UsageErrorCode = code
+        self.hyperparameter = hyperparameter
 
 
 @dataclass(frozen=True)
@@ -119,15 +144,25 @@ def parse_value(name: str, raw: Any) -> Any:
         else:
             value = text
     except (ValueError, json.JSONDecodeError):
-        raise UsageError(f"hyperparameter {name}={raw!r} is not a valid {spec.kind}") from None
+        raise UsageError(
+            f"hyperparameter {name}={raw!r} is not a valid {spec.kind}", code="invalid-value", hyperparameter=name
+        ) from None
     if spec.choices is not None and value not in spec.choices:
-        raise UsageError(f"hyperparameter {name}={value!r} must be one of {', '.join(spec.choices)}")
+        raise UsageError(
+            f"hyperparameter {name}={value!r} must be one of {', '.join(spec.choices)}",
+            code="not-a-choice",
+            hyperparameter=name,
+        )
     if spec.kind in ("int", "float"):
         if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
             sign = ">" if spec.low_open else ">="
-            raise UsageError(f"hyperparameter {name}={value} must be {sign} {spec.low:g}")
+            raise UsageError(
+                f"hyperparameter {name}={value} must be {sign} {spec.low:g}", code="out-of-bounds", hyperparameter=name
+            )
         if spec.high is not None and value > spec.high:
-            raise UsageError(f"hyperparameter {name}={value} must be <= {spec.high:g}")
+            raise UsageError(
+                f"hyperparameter {name}={value} must be <= {spec.high:g}", code="out-of-bounds", hyperparameter=name
+            )
     return value
 
 
@@ -138,7 +173,11 @@ def canonical(name: str) -> str | None:
         return None  # e.g. sagemaker_program, _tuning_objective_metric: set by SageMaker, not for us
     key = ALIASES.get(key, key)
     if key not in HYPERPARAMETERS:
-        raise UsageError(f"unknown hyperparameter {name!r}; known: {', '.join(sorted(HYPERPARAMETERS))}")
+        raise UsageError(
+            f"unknown hyperparameter {name!r}; known: {', '.join(sorted(HYPERPARAMETERS))}",
+            code="unknown-hyperparameter",
+            hyperparameter=name,
+        )
     return key
 
 

@@ -70,7 +70,7 @@ def device_for(num_gpus: int) -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+        raise UsageError(message, code="bad-argument")
 
 
 def _env_json(name: str, default: Any) -> Any:
@@ -80,7 +80,7 @@ def _env_json(name: str, default: Any) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"environment variable {name} is not valid JSON: {exc}") from exc
+        raise UsageError(f"environment variable {name} is not valid JSON: {exc}", code="invalid-json") from exc
 
 
 def default_checkpoint_dir(env: Any) -> str:
@@ -131,7 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     known, unknown = parser.parse_known_args(_drop_sagemaker_args(list(sys.argv[1:] if argv is None else argv)))
     if unknown:
         raise UsageError(
-            f"unknown argument(s) {' '.join(unknown)}; known hyperparameters: {', '.join(HYPERPARAMETERS)}"
+            f"unknown argument(s) {' '.join(unknown)}; known hyperparameters: {', '.join(HYPERPARAMETERS)}",
+            code="unknown-argument",
         )
     flags = {k[3:]: v for k, v in vars(known).items() if k.startswith("hp_") and v is not None}
     known.hyperparameters = resolve_hyperparameters(_env_json("SM_HPS", {}), flags)
@@ -139,7 +140,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     known.current_host = known.current_host or (hosts[0] if hosts else "localhost")
     known.hosts = hosts or [known.current_host]
     if not isinstance(known.hosts, list) or known.current_host not in known.hosts:
-        raise UsageError(f"current host {known.current_host!r} is not in the host list {known.hosts!r}")
+        raise UsageError(
+            f"current host {known.current_host!r} is not in the host list {known.hosts!r}", code="unknown-host"
+        )
     known.output_data_dir = known.output_data_dir or str(Path(known.output_dir) / "data")
     return known
 

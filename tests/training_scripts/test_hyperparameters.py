@@ -98,24 +98,25 @@ def test_sagemaker_own_keys_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize(
-    ("hps", "message"),
+    ("hps", "code"),
     [
-        ({"max_detph": "6"}, "unknown hyperparameter 'max_detph'"),
-        ({"eta": "0"}, "eta=0.0 must be > 0"),
-        ({"subsample": "1.5"}, "subsample=1.5 must be <= 1"),
-        ({"num_round": "7.5"}, "num_round='7.5' is not a valid int"),
-        ({"objective": "reg:logistic"}, "objective='reg:logistic' must be one of"),
-        ({"threshold_method": "youden"}, "threshold_method='youden' must be one of"),
-        ({"eta": "fast"}, "eta='fast' is not a valid float"),
+        ({"max_detph": "6"}, "unknown-hyperparameter"),
+        ({"eta": "0"}, "out-of-bounds"),
+        ({"subsample": "1.5"}, "out-of-bounds"),
+        ({"num_round": "7.5"}, "invalid-value"),
+        ({"objective": "reg:logistic"}, "not-a-choice"),
+        ({"threshold_method": "youden"}, "not-a-choice"),
+        ({"eta": "fast"}, "invalid-value"),
     ],
     ids=["typo", "eta-zero", "subsample-above-1", "fractional-int", "objective", "threshold-method", "not-a-number"],
 )
-def test_bad_values_are_named(hps: dict[str, str], message: str) -> None:
+def test_bad_values_are_named(hps: dict[str, str], code: str) -> None:
     # GIVEN a bad hyperparameter
     # WHEN resolved
-    # THEN the error names it and what is wrong
-    with pytest.raises(train.UsageError, match=message.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(train.UsageError) as refused:
         train.resolve_hyperparameters(hps, {})
+    # THEN the error says what is wrong and names the hyperparameter as given
+    assert (refused.value.code, refused.value.hyperparameter) == (code, *hps)
 
 
 def test_bad_hyperparameter_fails_the_job_without_a_model(

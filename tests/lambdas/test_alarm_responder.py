@@ -179,13 +179,19 @@ def test_alarm_during_a_deployment_only_logs(resources: Aws, monkeypatch: pytest
 
 
 def test_alarm_back_to_ok_does_nothing(resources: Aws) -> None:
+    # GIVEN the 5xx alarm going back to OK
     event = alarm_5xx()
     event["detail"]["state"]["value"] = "OK"
+    # WHEN it reaches the responder
+    # THEN it is ignored and nobody is told
     assert responder.handler(event, FakeContext())["action"] == "ignored"
     assert resources.notices() == []
 
 
 def test_rollback_target_rules() -> None:
+    # GIVEN no previous champion, one the endpoint already serves, or another one
+    # WHEN the rollback target is chosen
+    # THEN there is none for the first two, and the previous champion for the last
     assert logic.rollback_target(None, "s3://a")[0] is None
     assert logic.rollback_target("s3://a", "s3://a")[0] is None
     assert logic.rollback_target("s3://a", "s3://b")[0] == "s3://a"

@@ -82,38 +82,57 @@ def packages() -> list[dict[str, Any]]:
 
 
 def test_better_candidate_is_approved() -> None:
+    # GIVEN a candidate AUC above the champion's
+    # WHEN promotion is decided
     verdict = decision.decide_promotion(auc(0.93), auc(0.90), metric_floor=0.8, tolerance=0.002)
+    # THEN it is approved
     assert verdict.approved
 
 
 def test_slightly_worse_candidate_within_tolerance_is_approved() -> None:
+    # GIVEN a candidate AUC below the champion's by less than the tolerance
+    # WHEN promotion is decided
     verdict = decision.decide_promotion(auc(0.899), auc(0.900), metric_floor=0.8, tolerance=0.002)
+    # THEN it is approved
     assert verdict.approved
 
 
 def test_worse_candidate_beyond_tolerance_is_rejected() -> None:
+    # GIVEN a candidate AUC below the champion's by more than the tolerance
+    # WHEN promotion is decided
     verdict = decision.decide_promotion(auc(0.89), auc(0.90), metric_floor=0.8, tolerance=0.002)
+    # THEN it is rejected, the reason saying it is worse than the champion
     assert not verdict.approved and "worse than the champion" in verdict.reason
 
 
 def test_candidate_below_the_floor_is_rejected_even_without_champion() -> None:
+    # GIVEN no champion and a candidate AUC below the floor
+    # WHEN promotion is decided
     verdict = decision.decide_promotion(auc(0.79), None, metric_floor=0.8, tolerance=0.002)
+    # THEN it is rejected, the reason naming the floor
     assert not verdict.approved and "below the floor" in verdict.reason
 
 
 def test_floor_is_a_ceiling_when_lower_is_better() -> None:
-    # GIVEN rmse (lower is better) and a floor of 5.0 / THEN 5.5 fails it and 4.0 passes
+    # GIVEN rmse (lower is better) and a floor of 5.0
+    # WHEN candidates of 5.5 and 4.0 are judged without a champion / THEN 5.5 fails it and 4.0 passes
     assert not decision.decide_promotion(rmse(5.5), None, metric_floor=5.0, tolerance=0.1).approved
     assert decision.decide_promotion(rmse(4.0), None, metric_floor=5.0, tolerance=0.1).approved
 
 
 def test_lower_is_better_tolerance_allows_slightly_higher_error() -> None:
+    # GIVEN a champion rmse of 4.0 and a tolerance of 0.1
+    # WHEN candidates of 4.05 and 4.2 are judged
+    # THEN 4.05 (within the tolerance) is approved and 4.2 is not
     assert decision.decide_promotion(rmse(4.05), rmse(4.0), metric_floor=5.0, tolerance=0.1).approved
     assert not decision.decide_promotion(rmse(4.2), rmse(4.0), metric_floor=5.0, tolerance=0.1).approved
 
 
 def test_candidate_on_another_metric_than_the_champion_is_rejected() -> None:
+    # GIVEN a candidate measured by AUC and a champion by rmse
+    # WHEN promotion is decided
     verdict = decision.decide_promotion(auc(0.95), rmse(4.0), metric_floor=0.8, tolerance=0.002)
+    # THEN it is rejected as not comparable
     assert not verdict.approved and "not comparable" in verdict.reason
 
 
@@ -144,7 +163,10 @@ def test_candidate_on_another_metric_than_the_champion_is_rejected() -> None:
     ],
 )
 def test_deployment_outcome_follows_describe_endpoint(endpoint: dict[str, Any], outcome: str) -> None:
+    # GIVEN a deployment to the endpoint config "new"
     deployment = {"endpoint_config_name": "new", "started_at": int(NOW.timestamp())}
+    # WHEN DescribeEndpoint answers as given
+    # THEN its outcome is read from the endpoint's status, config and pending deployment
     assert deployments.deployment_outcome(deployment, endpoint) == outcome
 
 
@@ -452,8 +474,11 @@ def test_queued_deployment_starts_when_the_endpoint_is_back_in_service(resources
 
 
 def test_event_for_another_endpoint_is_ignored(resources: Aws) -> None:
+    # GIVEN an endpoint event for an endpoint that is not ours
     event = load_event("endpoint_in_service.json")
     event["detail"]["EndpointName"] = "someone-else"
+    # WHEN promote receives it
+    # THEN it is ignored
     assert "ignored" in promote.handler(event, FakeContext())
 
 

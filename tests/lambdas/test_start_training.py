@@ -91,7 +91,8 @@ def test_trigger_within_the_minimum_interval_is_skipped() -> None:
 
 
 def test_trigger_after_the_minimum_interval_starts() -> None:
-    # GIVEN the last training started exactly 60 minutes ago / THEN new data starts one
+    # GIVEN the last training started exactly 60 minutes ago
+    # WHEN new data arrives / THEN it starts one
     seen = state(last_accepted_at=epoch(NOW) - 10, last_started_at=epoch(NOW) - 60 * 60)
     assert logic.decide(trigger("new-data"), seen, POLICY_OBJ, NOW).start
 
@@ -145,7 +146,8 @@ def test_drift_alarm_is_keyed_on_name_and_state_timestamp_and_names_the_reason()
 
 
 def test_model_quality_alarm_also_retrains() -> None:
-    # GIVEN the model-quality alarm in ALARM / THEN it is a retraining trigger
+    # GIVEN the model-quality alarm in ALARM
+    # WHEN its event is parsed / THEN it is a retraining trigger
     event = load_event("alarm_drift.json")
     event["detail"]["alarmName"] = "sagecycle-dev-model-quality"
     parsed = logic.parse_trigger(event, settings=settings(), request_id="r")

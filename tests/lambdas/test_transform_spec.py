@@ -63,7 +63,8 @@ def test_champion_model_and_transform_are_valid_sagemaker_requests() -> None:
 
 
 def test_transform_scores_every_file_under_the_prefix_with_the_champion() -> None:
-    # GIVEN the champion model and the transform job
+    # GIVEN the champion's model data URL
+    # WHEN its model and transform job are built
     model, job = _champion_transform()
     # THEN the job reads the whole prefix (not one object) through the model serving the champion's artifact
     assert job["ModelName"] == model["ModelName"]
@@ -77,7 +78,8 @@ def test_transform_scores_every_file_under_the_prefix_with_the_champion() -> Non
 
 
 def test_transform_batches_csv_lines_and_keeps_rows_in_order() -> None:
-    # GIVEN the transform job
+    # GIVEN the stage's transform settings
+    # WHEN the transform job is built
     _, job = _champion_transform()
     # THEN CSV is split at line ends, sent many records per request, and joined back line by line
     assert job["TransformInput"]["ContentType"] == "text/csv"
@@ -88,7 +90,10 @@ def test_transform_batches_csv_lines_and_keeps_rows_in_order() -> None:
 
 
 def test_transform_encrypts_its_volume_and_its_output_with_the_data_key() -> None:
+    # GIVEN a CPU instance type (its volume takes a KMS key)
+    # WHEN the transform job is built
     _, job = _champion_transform()
+    # THEN the volume and the output are encrypted with the data key
     assert job["TransformResources"]["VolumeKmsKeyId"] == KEY
     assert job["TransformOutput"]["KmsKeyId"] == KEY
 
@@ -119,6 +124,7 @@ def test_execution_role_may_read_the_input_and_write_the_output() -> None:
     # GIVEN the prefixes the SageMaker execution role may read and write (imported here: it loads the CDK)
     from stacks.constructs.sagemaker_role import DATA_READ_PREFIXES, MODEL_WRITE_PREFIXES
 
+    # WHEN the transform's input and output prefixes are compared with them
     # THEN the transform reads a prefix the role can read and writes where the role can write
     assert contract.PREFIX_TEST in DATA_READ_PREFIXES
     assert contract.PREFIX_TRANSFORM_OUTPUT in MODEL_WRITE_PREFIXES

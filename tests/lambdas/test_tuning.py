@@ -261,8 +261,9 @@ def test_lock_shorter_than_the_longest_tuning_job_is_refused() -> None:
 
 
 def test_tuning_runtime_limit_bounds_the_lock_check() -> None:
-    # GIVEN the same 20 children but a tuning job limited to 7200 s / THEN the 7200 s lock is long enough
+    # GIVEN the same 20 children but a tuning job limited to 7200 s
     limited = TUNING_SETTINGS.to_json().replace('"max_jobs":4', '"max_jobs":20,"max_runtime_seconds":7200')
+    # WHEN the start function's settings load / THEN the 7200 s lock is long enough
     assert start_logic.Settings.from_env({**ENV, c.ENV_TRAINING_SETTINGS: limited}).job_kind == "tuning"
 
 
@@ -285,12 +286,17 @@ def test_documented_event_without_best_job_or_reason_still_parses() -> None:
     event = load_event("tuning_job_completed.json")
     for key in ("BestTrainingJob", "HyperParameterTuningEndTime", "HyperParameterTuningJobConfig"):
         del event["detail"][key]
+    # WHEN it is parsed
     change = parse_tuning_job_event(event)
+    # THEN it parses, the missing fields empty
     assert (change.best_training_job, change.failure_reason, change.end_time) == (None, "", None)
 
 
 def test_child_training_job_event_carries_its_tuning_job() -> None:
+    # GIVEN the state change of a training job a tuning job started
+    # WHEN it is parsed
     change = parse_training_job_event(load_event("training_job_tuning_child_completed.json"))
+    # THEN it names the job and its tuning job
     assert (change.job_name, change.tuning_job_arn) == (CHILD, TUNING_ARN)
 
 
@@ -657,8 +663,10 @@ def test_child_event_without_tuning_job_arn_is_recognised_by_describe_training_j
 
 
 def test_our_own_training_job_names_never_look_like_children(resources: Aws) -> None:
-    # GIVEN the single-job path's names (10 hex digits last) / THEN no DescribeTrainingJob is spent on them
+    # GIVEN the single-job path's names (10 hex digits last)
     names = [training_job_name(PREFIX, f"event:{i}", event_time=SCHEDULE_TIME) for i in range(50)]
     names += [training_job_name(PREFIX, f"manual:{i}") for i in range(50)]
+    # WHEN they are matched against the tuning-child pattern
+    # THEN none is taken for a child (no DescribeTrainingJob is spent on them), and real children are
     assert not any(TUNING_CHILD_NAME.fullmatch(n) for n in names)
     assert TUNING_CHILD_NAME.fullmatch(CHILD) and TUNING_CHILD_NAME.fullmatch(BEST)

@@ -71,6 +71,7 @@ def test_the_search_draws_the_same_candidates_on_every_run() -> None:
 
 def test_aliases_map_to_the_builtin_names() -> None:
     # GIVEN xgboost-style aliases
+    # WHEN resolved
     resolved = train.resolve_hyperparameters({"reg_lambda": "2.5", "reg_alpha": "0.1", "learning_rate": "0.2"}, {})
     # THEN they land on the built-in algorithm's names
     assert (resolved["lambda"], resolved["alpha"], resolved["eta"]) == (2.5, 0.1, 0.2)
@@ -78,6 +79,7 @@ def test_aliases_map_to_the_builtin_names() -> None:
 
 def test_eval_metric_accepts_a_json_list() -> None:
     # GIVEN eval_metric as a JSON list string
+    # WHEN resolved
     resolved = train.resolve_hyperparameters({"eval_metric": '["error", "logloss"]'}, {})
     # THEN it is a list
     assert resolved["eval_metric"] == ["error", "logloss"]

@@ -107,6 +107,7 @@ def test_package_adds_nothing_to_the_model_directory(tmp_path: Path) -> None:
 
 def test_hosts_are_named_like_sagemaker_alone_and_loopback_together() -> None:
     # GIVEN one and three hosts
+    # WHEN they are named
     # THEN one host is algo-1; several are loopback addresses they can bind and connect to
     assert host_names(1) == ["algo-1"]
     assert host_names(3) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]

@@ -575,9 +575,11 @@ def test_exception_while_deciding_on_the_best_job_still_releases_the_lock(resour
     # GIVEN a Completed tuning job whose best job SageMaker cannot describe right now
     started_tuning(0.93)
     CallRecorder("sagemaker", "DescribeTrainingJob", lambda p: error_response("ValidationException", "no")).install()
-    # WHEN promote handles the event / THEN the error surfaces (the event is retried) and the lock is free
-    with pytest.raises(ClientError):
+    # WHEN promote handles the event
+    with pytest.raises(ClientError) as raised:
         promote.handler(load_event("tuning_job_completed.json"), FakeContext())
+    # THEN SageMaker's error surfaces (the event is retried) and the lock is free
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert runs.lock_holder(RUNS_TABLE) is None
 
 

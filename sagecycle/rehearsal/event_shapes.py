@@ -25,15 +25,15 @@ def iso_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _millis(value: Any) -> Any:
-    """Timestamps as SageMaker's events carry them: epoch milliseconds."""
+def millis(value: Any) -> Any:
+    """Timestamps as SageMaker's events carry them: epoch milliseconds (in lists and maps too; None stays None)."""
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return int(moment.timestamp() * 1000)
     if isinstance(value, list):
-        return [_millis(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _millis(v) for k, v in value.items()}
+        return [millis(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: millis(v) for k, v in value.items()}
     return value
 
 
@@ -142,9 +142,7 @@ def training_state_change(
 ) -> dict[str, Any]:
     """ "SageMaker Training Job State Change": the detail mirrors DescribeTrainingJob (timestamps in epoch
     milliseconds, tags as a map), as the SageMaker Developer Guide's sample shows."""
-    detail = {
-        k: _millis(describe_training_job[k]) for k in _TRAINING_FIELDS if describe_training_job.get(k) is not None
-    }
+    detail = {k: millis(describe_training_job[k]) for k in _TRAINING_FIELDS if describe_training_job.get(k) is not None}
     if "AlgorithmSpecification" in detail:  # the sample carries the image, algorithm and input mode only
         spec = detail["AlgorithmSpecification"]
         keep = ("TrainingImage", "AlgorithmName", "TrainingInputMode")

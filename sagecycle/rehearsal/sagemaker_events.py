@@ -10,33 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sagecycle.rehearsal.event_shapes import envelope
-
-
-def _epoch_ms(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return int(aware.timestamp() * 1000)
+from sagecycle.rehearsal.event_shapes import envelope, millis
 
 
 def _event_status(status: str) -> str:
     """API spelling -> the events' spelling: InService -> IN_SERVICE (the published samples use it)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", status).upper()
-
-
-def ms_fields(value: Any) -> Any:
-    """DescribeEndpoint's timestamps as the events carry them: epoch milliseconds."""
-    if isinstance(value, datetime):
-        return _epoch_ms(value)
-    if isinstance(value, Mapping):
-        return {k: ms_fields(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [ms_fields(v) for v in value]
-    return value
 
 
 def endpoint_event(detail_type: str, describe: Mapping[str, Any], *, region: str, time: datetime) -> dict[str, Any]:
@@ -47,16 +29,16 @@ def endpoint_event(detail_type: str, describe: Mapping[str, Any], *, region: str
         "EndpointName": describe["EndpointName"],
         "EndpointArn": arn,
         "EndpointConfigName": describe.get("EndpointConfigName"),
-        "ProductionVariants": ms_fields(describe.get("ProductionVariants") or []),
+        "ProductionVariants": millis(describe.get("ProductionVariants") or []),
         "EndpointStatus": _event_status(str(describe["EndpointStatus"])),
-        "CreationTime": _epoch_ms(describe.get("CreationTime")),
-        "LastModifiedTime": _epoch_ms(describe.get("LastModifiedTime")),
+        "CreationTime": millis(describe.get("CreationTime")),
+        "LastModifiedTime": millis(describe.get("LastModifiedTime")),
         "Tags": {t["Key"]: t["Value"] for t in describe.get("Tags") or []},
     }
     if describe.get("FailureReason"):
         detail["FailureReason"] = describe["FailureReason"]
     if describe.get("PendingDeploymentSummary"):
-        detail["PendingDeploymentSummary"] = ms_fields(describe["PendingDeploymentSummary"])
+        detail["PendingDeploymentSummary"] = millis(describe["PendingDeploymentSummary"])
     return envelope(
         "aws.sagemaker", detail_type, detail, account=arn.split(":")[4], region=region, time=time, resources=[arn]
     )
@@ -67,7 +49,7 @@ def transform_job_event(
 ) -> dict[str, Any]:
     """A "SageMaker Transform Job State Change" event for `describe` (a DescribeTransformJob answer)."""
     arn = str(describe["TransformJobArn"])
-    detail = {k: ms_fields(v) for k, v in describe.items() if k != "ResponseMetadata"}
+    detail = {k: millis(v) for k, v in describe.items() if k != "ResponseMetadata"}
     detail["Tags"] = dict(tags or {})
     return envelope(
         "aws.sagemaker",

@@ -68,6 +68,21 @@ class Deployment:
     record: dict[str, Any] = field(default_factory=dict)
 
 
+def retain_properties(green: Fleet, blue: Fleet | None, request: EndpointRequest) -> Fleet:
+    """UpdateEndpoint's RetainAllVariantProperties: each green variant named as a blue one keeps the blue one's weight
+    and instance count, and the green fleet keeps the blue data capture unless ExcludeRetainedVariantProperties
+    names DataCaptureConfig. Changes and returns `green`."""
+    if blue is None or not request.retain_all_variant_properties:
+        return green
+    for name in green.weights:
+        if name in blue.weights:
+            green.weights[name] = blue.weights[name]
+            green.instance_counts[name] = blue.instance_counts[name]
+    if "DataCaptureConfig" not in request.exclude_retained_variant_properties:
+        green.capture = blue.capture
+    return green
+
+
 @dataclass
 class EndpointState:
     name: str
@@ -98,14 +113,7 @@ class BlueGreenDeployments:
 
         def _config_counts(self, config_name: str) -> dict[str, int]: ...
 
-        def _start_fleet(
-            self,
-            endpoint: str,
-            config_name: str,
-            *,
-            retain_from: Fleet | None = None,
-            request: EndpointRequest | None = None,
-        ) -> Fleet: ...
+        def _start_fleet(self, endpoint: str, config_name: str) -> Fleet: ...
 
     def _update(self, request: EndpointRequest) -> None:
         name = request.endpoint_name
@@ -153,7 +161,7 @@ class BlueGreenDeployments:
         self._variant_status(name, "Creating", f"Launching {sum(counts.values())} instance(s).")
         self._emit("SageMaker Endpoint Deployment State Change", name)
         try:
-            green = self._start_fleet(name, request.endpoint_config_name, retain_from=state.blue, request=request)
+            green = retain_properties(self._start_fleet(name, request.endpoint_config_name), state.blue, request)
         except EndpointStartError as e:
             self._roll_back(state, str(e))
             return

@@ -36,12 +36,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sagecycle.local_training import free_port
 from sagecycle.rehearsal import ACCOUNT  # moto's account
 from sagecycle.rehearsal.blue_green import (
     BlueGreenDeployments,
@@ -51,9 +49,10 @@ from sagecycle.rehearsal.blue_green import (
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import (
     LOCK,
+    Emit,
     EndpointRequest,
+    LocalManager,
     backend,
-    install_moto_extensions,
     naive_utc,
     register_endpoint_manager,
     unregister_endpoint_manager,
@@ -72,58 +71,34 @@ from sagecycle.rehearsal.serving_process import (
     HEALTH_CHECK_FAILURE,
     EndpointStartError,
     ServingProcess,
-    fetch_artifact,
     log_tail,
-    model_container,
-    start_serve,
+    start_model,
     stop_process,
     wait_healthy,
 )
 from sagecycle.rehearsal.timeline import Timeline
 
 LOG = logging.getLogger("sagecycle.rehearsal.hosting")
-Emit = Callable[[dict[str, Any]], Any]
 
 
-class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["LocalHosting"]):
+class LocalHosting(BlueGreenDeployments, LocalManager, contextlib.AbstractContextManager["LocalHosting"]):
     """SageMaker hosting on this machine for the endpoints of the local AWS (see the module's docstring).
 
-    Args:
-        aws: the local AWS (`sagecycle.rehearsal.LocalAws`): `.client(service)`, `.region`.
-        work_dir: where model artifacts, serving logs and capture staging go.
-        clock: the simulated clock; every wait and timestamp reads it.
-        timeline: the lifecycle timeline.
-        emit: receives every SageMaker event (the EventBus's `put`); None drops them.
-        account: the local account (moto's).
+    Takes `LocalManager`'s arguments (`work_dir` holds model artifacts, serving logs and capture staging; `emit`
+    receives every SageMaker event), and:
         seed: seeds the traffic split and capture sampling, so a run is repeatable.
         startup_timeout: wall seconds a serving process has to answer /ping.
     """
 
     def __init__(
-        self,
-        aws: Any,
-        work_dir: Path,
-        clock: Clock,
-        timeline: Timeline,
-        emit: Emit | None = None,
-        *,
-        account: str = ACCOUNT,
-        seed: int = 0,
-        startup_timeout: float = 60.0,
-    ) -> None:
-        install_moto_extensions()
-        self.aws = aws
-        self.region = str(aws.region)
-        self.account = account
-        self.work_dir = Path(work_dir)
+        self, aws: Any, work_dir: Path, clock: Clock, timeline: Timeline, emit: Emit | None = None, *,
+        account: str = ACCOUNT, seed: int = 0, startup_timeout: float = 60.0,
+    ) -> None:  # fmt: skip
+        super().__init__(aws, work_dir, clock, timeline, emit, account=account)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.clock = clock
-        self.timeline = timeline
-        self.emit = emit
         self.startup_timeout = startup_timeout
         self.invocations: list[dict[str, Any]] = []  # one per InvokeEndpoint, for the report
         self.deployments: list[dict[str, Any]] = []  # one per UpdateEndpoint, for the report
-        self.events: list[dict[str, Any]] = []  # every event emitted, in order
         self._requests: list[EndpointRequest] = []
         self._endpoints: dict[str, EndpointState] = {}
         self._lock = threading.RLock()  # routing state
@@ -140,9 +115,6 @@ class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["Loca
         atexit.register(self.close)  # no serving process outlives the interpreter, even without close()
 
     # ------------------------------------------------------------------------------------------- manager
-
-    def now(self) -> datetime:
-        return self.clock.now()
 
     def endpoint_requested(self, request: EndpointRequest) -> None:
         """Called by the moto extension (in a server thread) when an endpoint call has been accepted."""
@@ -270,10 +242,7 @@ class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["Loca
         describe = self._describe(name)
         if describe is None:
             return
-        event = endpoint_event(detail_type, describe, region=self.region, time=self.clock.now())
-        self.events.append(event)
-        if self.emit is not None:
-            self.emit(event)
+        self.publish(endpoint_event(detail_type, describe, region=self.region, time=self.clock.now()))
 
     def _create(self, request: EndpointRequest) -> None:
         name = request.endpoint_name
@@ -322,23 +291,10 @@ class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["Loca
         config = self.client("sagemaker").describe_endpoint_config(EndpointConfigName=config_name)
         return {v["VariantName"]: int(v.get("InitialInstanceCount") or 1) for v in config["ProductionVariants"]}
 
-    def _start_fleet(
-        self,
-        endpoint: str,
-        config_name: str,
-        *,
-        retain_from: Fleet | None = None,
-        request: EndpointRequest | None = None,
-    ) -> Fleet:
+    def _start_fleet(self, endpoint: str, config_name: str) -> Fleet:
         """Starts one serving process per production variant of `config_name` and waits for their /ping."""
-        sagemaker = self.client("sagemaker")
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-        retain = retain_from is not None and request is not None and request.retain_all_variant_properties
-        capture_config = config.get("DataCaptureConfig")
-        if retain and "DataCaptureConfig" not in request.exclude_retained_variant_properties:  # type: ignore[union-attr]
-            capture = retain_from.capture  # type: ignore[union-attr]
-        else:
-            capture = CaptureSettings.from_config(capture_config)
+        config = self.client("sagemaker").describe_endpoint_config(EndpointConfigName=config_name)
+        capture = CaptureSettings.from_config(config.get("DataCaptureConfig"))
         weights: dict[str, float] = {}
         counts: dict[str, int] = {}
         started: dict[str, ServingProcess] = {}
@@ -347,9 +303,6 @@ class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["Loca
                 name = variant["VariantName"]
                 weights[name] = float(variant.get("InitialVariantWeight", 1.0))
                 counts[name] = int(variant.get("InitialInstanceCount") or 1)
-                if retain and name in retain_from.weights:  # type: ignore[union-attr]
-                    weights[name] = retain_from.weights[name]  # type: ignore[union-attr]
-                    counts[name] = retain_from.instance_counts[name]  # type: ignore[union-attr]
                 started[name] = self._launch(endpoint, config_name, name, variant["ModelName"])
             for process in started.values():
                 self._wait_healthy(process)
@@ -360,17 +313,12 @@ class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["Loca
         return Fleet(config=config_name, processes=started, weights=weights, instance_counts=counts, capture=capture)
 
     def _launch(self, endpoint: str, config: str, variant: str, model_name: str) -> ServingProcess:
-        container = model_container(self.client("sagemaker"), model_name)
-        url = str(container.get("ModelDataUrl") or "")
-        artifact = self.work_dir / "models" / model_name / "model.tar.gz"
-        fetch_artifact(self.client("s3"), url, artifact)
-        port = free_port()
-        log_path = self.work_dir / "logs" / f"{endpoint}-{config}-{variant}-{port}.log"
-        process = start_serve(
-            artifact,
-            port=port,
-            log_path=log_path,
-            environment=container.get("Environment") or {},
+        url, port, process, log_path = start_model(
+            self.client("sagemaker"),
+            self.client("s3"),
+            model_name,
+            artifact=self.work_dir / "models" / model_name / "model.tar.gz",
+            log_path=lambda port: self.work_dir / "logs" / f"{endpoint}-{config}-{variant}-{port}.log",
             options=["--endpoint-name", endpoint, "--variant", variant],
         )
         return ServingProcess(endpoint, config, variant, model_name, url, port, process, log_path)
@@ -455,8 +403,9 @@ class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["Loca
         if status == 424:  # the runtime's ModelError wraps the container's own status
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 original = int(json.loads(answer)["OriginalStatusCode"])
-        if status == 200:
-            self._capture(chosen, body, headers, answer, dict(answer_headers), at, sample)
+        settings = self._capture_settings(chosen) if status == 200 else None
+        if settings is not None and sample < settings.sampling_percent:
+            self._telemetry.capture(chosen, settings, body, headers, answer, dict(answer_headers), at)
         total_us = (time.perf_counter() - started) * 1e6
         self._telemetry.meter(chosen, original, model_us, max(0.0, total_us - model_us), at)
         self.invocations.append(
@@ -473,28 +422,13 @@ class LocalHosting(BlueGreenDeployments, contextlib.AbstractContextManager["Loca
         )
         return RuntimeAnswer(status, answer, answer_headers)
 
-    def _capture(
-        self,
-        process: ServingProcess,
-        body: bytes,
-        headers: Mapping[str, str],
-        answer: bytes,
-        answer_headers: Mapping[str, str],
-        at: datetime,
-        sample: float,
-    ) -> None:
-        fleet = self._fleet_of(process)
-        settings = fleet.capture if fleet is not None else None
-        if settings is None or sample >= settings.sampling_percent:
-            return
-        self._telemetry.capture(process, settings, body, headers, answer, answer_headers, at)
-
-    def _fleet_of(self, process: ServingProcess) -> Fleet | None:
+    def _capture_settings(self, process: ServingProcess) -> CaptureSettings | None:
+        """The data capture of the fleet `process` belongs to (None: no capture)."""
         with self._lock:
             state = self._endpoints.get(process.endpoint)
             if state is None:
                 return None
             for fleet in (state.blue, state.deployment.green if state.deployment else None):
                 if fleet is not None and fleet.config == process.config:
-                    return fleet
+                    return fleet.capture
         return None

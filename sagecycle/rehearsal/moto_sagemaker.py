@@ -33,8 +33,16 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from sagecycle.rehearsal import ACCOUNT  # moto's account
+
+if TYPE_CHECKING:
+    from sagecycle.rehearsal.clock import Clock
+    from sagecycle.rehearsal.timeline import Timeline
+
+Emit = Callable[[dict[str, Any]], Any]
 LOCK = threading.RLock()
 
 TRAFFIC_ROUTING_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
@@ -133,6 +141,51 @@ def unregister_transform_manager(account: str, region: str, manager: TransformMa
     _unregister(_transform_managers, account, region, manager)
 
 
+class LocalManager:
+    """What the local managers (`LocalHosting`, `LocalTraining`, `LocalTransform`) share: the local AWS they serve,
+    their work directory, the simulated clock, the timeline, and the events they emit. Each registers itself for
+    its account and Region with its own kind's `register_*_manager`.
+
+    Args:
+        aws: the local AWS (`sagecycle.rehearsal.LocalAws`): `.client(service)`, `.region`.
+        work_dir: the manager's files (what each writes there, its own docstring says).
+        clock: the simulated clock; every timestamp reads it.
+        timeline: the lifecycle timeline.
+        emit: receives every event the manager emits (the EventBus's `put`); None drops them.
+        account: the local account (moto's).
+    """
+
+    def __init__(
+        self, aws: Any, work_dir: Path, clock: Clock, timeline: Timeline, emit: Emit | None = None, *,
+        account: str = ACCOUNT,
+    ) -> None:  # fmt: skip
+        install_moto_extensions()
+        self.aws = aws
+        self.region = str(aws.region)
+        self.account = account
+        self.work_dir = Path(work_dir)
+        self.clock = clock
+        self.timeline = timeline
+        self.emit = emit
+        self.events: list[dict[str, Any]] = []  # every event emitted, in order
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def publish(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Keeps `event` and hands it to `emit`."""
+        self.events.append(event)
+        if self.emit is not None:
+            self.emit(event)
+        return event
+
+    def job_snapshot(self, jobs: Literal["training_jobs", "transform_jobs"], name: str) -> tuple[Any, dict[str, str]]:
+        """A job's Describe* answer as moto has it now, and its tags as a map (what its state-change event carries)."""
+        with LOCK:
+            job = getattr(backend(self.account, self.region), jobs)[name]
+            return copy.deepcopy(job.response_object), {t["Key"]: t["Value"] for t in job.tags or []}
+
+
 def backend(account: str, region: str) -> Any:
     """moto's SageMaker backend for one account and Region (the server runs in this process)."""
     from moto.sagemaker.models import sagemaker_backends
@@ -216,6 +269,26 @@ def validate_deployment_config(deployment: Mapping[str, Any]) -> None:
             raise _error("Every AutoRollbackConfiguration alarm needs an AlarmName.")
 
 
+def _endpoint_request(
+    backend_: Any,
+    manager: EndpointManager | None,
+    kind: Literal["create", "update", "delete"],
+    endpoint_name: str,
+    endpoint_config_name: str,
+    **more: Any,
+) -> EndpointRequest:
+    """What an endpoint call asked, for the manager of `backend_`'s account and Region (at the manager's time)."""
+    return EndpointRequest(
+        kind=kind,
+        account=backend_.account_id,
+        region=backend_.region_name,
+        endpoint_name=endpoint_name,
+        endpoint_config_name=endpoint_config_name,
+        requested_at=manager.now() if manager is not None else datetime.now(UTC),
+        **more,
+    )
+
+
 def _update_endpoint(
     self: Any,
     endpoint_name: str,
@@ -254,17 +327,16 @@ def _update_endpoint(
         excluded = tuple(str(item.get("VariantPropertyType")) for item in (exclude_retained_variant_properties or []))
         manager = _endpoint_managers.get((self.account_id, self.region_name))
         now = naive_utc(manager.now()) if manager is not None else None
-        request = EndpointRequest(
-            kind="update",
-            account=self.account_id,
-            region=self.region_name,
-            endpoint_name=endpoint_name,
-            endpoint_config_name=endpoint_config_name,
+        request = _endpoint_request(
+            self,
+            manager,
+            "update",
+            endpoint_name,
+            endpoint_config_name,
             previous_config_name=endpoint.endpoint_config_name,
             deployment_config=copy.deepcopy(deployment_config) if deployment_config else None,
             retain_all_variant_properties=bool(retain_all_variant_properties),
             exclude_retained_variant_properties=excluded,
-            requested_at=manager.now() if manager is not None else datetime.now(UTC),
         )
         endpoint.failure_reason = None
         if deployment_config:
@@ -323,14 +395,7 @@ def _wrap_create_endpoint(original: Callable[..., Any]) -> Callable[..., Any]:
             now = naive_utc(manager.now())
             endpoint.endpoint_status = "Creating"
             endpoint.creation_time = endpoint.last_modified_time = now
-            request = EndpointRequest(
-                kind="create",
-                account=self.account_id,
-                region=self.region_name,
-                endpoint_name=endpoint_name,
-                endpoint_config_name=endpoint_config_name,
-                requested_at=manager.now(),
-            )
+            request = _endpoint_request(self, manager, "create", endpoint_name, endpoint_config_name)
         manager.endpoint_requested(request)
         return endpoint
 
@@ -348,14 +413,7 @@ def _wrap_delete_endpoint(original: Callable[..., Any]) -> Callable[..., Any]:
             manager = _endpoint_managers.get((self.account_id, self.region_name))
             if manager is None:
                 return
-            request = EndpointRequest(
-                kind="delete",
-                account=self.account_id,
-                region=self.region_name,
-                endpoint_name=endpoint_name,
-                endpoint_config_name=config_name,
-                requested_at=manager.now(),
-            )
+            request = _endpoint_request(self, manager, "delete", endpoint_name, config_name)
         manager.endpoint_requested(request)
 
     return delete_endpoint
@@ -369,25 +427,37 @@ def _wrap_describe(original: Callable[..., Any]) -> Callable[..., Any]:
     return describe
 
 
+def _refuse_existing_job(jobs: Mapping[str, Any], name: str, kind: Literal["training", "transform"]) -> None:
+    """SageMaker's refusal of a second job of one name in an account and Region (moto replaces the first)."""
+    if name in jobs:
+        raise _error(
+            f"{kind.capitalize()} job names must be unique within an AWS account and region, and a {kind} job with "
+            f"this name already exists ({jobs[name].arn})"
+        )
+
+
+def _take_over(managers: Mapping[tuple[str, str], Any], backend_: Any, job: Any) -> Any:
+    """The manager of `backend_`'s account and Region (None: moto's own way); a job it takes is created at its time."""
+    manager = managers.get((backend_.account_id, backend_.region_name))
+    if manager is not None:
+        job.creation_time = job.last_modified_time = naive_utc(manager.now())
+    return manager
+
+
 def _wrap_create_training_job(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_training_job(self: Any, training_job_name: str, **kwargs: Any) -> Any:
         with LOCK:
-            if training_job_name in self.training_jobs:
-                raise _error(
-                    f"Training job names must be unique within an AWS account and region, and a training job with "
-                    f"this name already exists ({self.training_jobs[training_job_name].arn})"
-                )
+            _refuse_existing_job(self.training_jobs, training_job_name, "training")
             definitions = copy.deepcopy((kwargs.get("algorithm_specification") or {}).get("MetricDefinitions"))
             job = original(self, training_job_name=training_job_name, **kwargs)
             if definitions is not None:
                 job.algorithm_specification["MetricDefinitions"] = definitions
             else:
                 job.algorithm_specification.pop("MetricDefinitions", None)
-            manager = _training_managers.get((self.account_id, self.region_name))
+            manager = _take_over(_training_managers, self, job)
             if manager is None:
                 return job
-            now = naive_utc(manager.now())
-            job.creation_time = job.last_modified_time = now
+            now = job.creation_time
             job.training_job_status = "InProgress"
             job.secondary_status = "Starting"
             job.training_start_time = None
@@ -432,21 +502,15 @@ def validate_transform_job(params: Mapping[str, Any]) -> None:
 def _wrap_create_transform_job(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_transform_job(self: Any, transform_job_name: str, **kwargs: Any) -> Any:
         with LOCK:
-            if transform_job_name in self.transform_jobs:
-                raise _error(
-                    "Transform job names must be unique within an AWS account and region, and a transform job with "
-                    f"this name already exists ({self.transform_jobs[transform_job_name].arn})"
-                )
+            _refuse_existing_job(self.transform_jobs, transform_job_name, "transform")
             self.describe_model(kwargs.get("model_name"))  # SageMaker refuses a model that does not exist
             validate_transform_job(kwargs)
             job = original(self, transform_job_name=transform_job_name, **kwargs)
             # Fields SageMaker leaves out rather than sending empty.
             job.failure_reason = job.labeling_job_arn = job.auto_ml_job_arn = None
-            manager = _transform_managers.get((self.account_id, self.region_name))
+            manager = _take_over(_transform_managers, self, job)
             if manager is None:
                 return job
-            now = naive_utc(manager.now())
-            job.creation_time = job.last_modified_time = now
             job.transform_job_status = "InProgress"
             job.transform_start_time = job.transform_end_time = None
         manager.transform_job_created(self.account_id, self.region_name, transform_job_name)

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,31 @@ def fetch_artifact(s3: Any, url: str, artifact: Path) -> None:
         raise EndpointStartError(DOWNLOAD_FAILURE.format(url=url)) from None
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_bytes(body)
+
+
+def start_model(
+    sagemaker: Any,
+    s3: Any,
+    model_name: str,
+    *,
+    artifact: Path,
+    log_path: Callable[[int], Path],
+    environment: Mapping[str, Any] | None = None,
+    options: Sequence[str] = (),
+) -> tuple[str, int, subprocess.Popen[bytes], Path]:
+    """Starts the model's container: DescribeModel's container, its ModelDataUrl fetched to `artifact`, `sagecycle
+    serve` on a free port with the container's Environment (`environment` over it) and `options`, logging to
+    `log_path(port)`. Returns the ModelDataUrl, the port, the process and its log; EndpointStartError (SageMaker's
+    reason) if the artifact cannot be fetched."""
+    from sagecycle.local_training import free_port
+
+    container = model_container(sagemaker, model_name)
+    url = str(container.get("ModelDataUrl") or "")
+    fetch_artifact(s3, url, artifact)
+    port = free_port()
+    log = log_path(port)
+    merged = {**(container.get("Environment") or {}), **(environment or {})}
+    return url, port, start_serve(artifact, port=port, log_path=log, environment=merged, options=options), log
 
 
 def start_serve(

@@ -23,13 +23,12 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import re
 import shutil
 import tarfile
 import threading
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,9 @@ from sagecycle.rehearsal import ACCOUNT  # moto's account
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import (
     LOCK,
+    Emit,
+    LocalManager,
     backend,
-    install_moto_extensions,
     naive_utc,
     register_training_manager,
     unregister_training_manager,
@@ -55,22 +55,10 @@ EMPTY_CHANNEL = (
     "bucket exists in the selected region ({region}), that objects exist under that S3 prefix, and that the role "
     '"{role}" has "s3:ListBucket" permissions on bucket "{bucket}".'
 )
-Emit = Callable[[dict[str, Any]], Any]
 
 
 class JobFailed(Exception):
     """The job failed; the message is its FailureReason."""
-
-
-def _epoch_ms(moment: Any) -> Any:
-    if isinstance(moment, datetime):
-        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return int(aware.timestamp() * 1000)
-    if isinstance(moment, Mapping):
-        return {k: _epoch_ms(v) for k, v in moment.items()}
-    if isinstance(moment, list):
-        return [_epoch_ms(v) for v in moment]
-    return moment
 
 
 def training_job_event(
@@ -101,44 +89,22 @@ def final_metrics(log: str, definitions: list[Mapping[str, str]], at: datetime) 
     return found
 
 
-class LocalTraining(contextlib.AbstractContextManager["LocalTraining"]):
+class LocalTraining(LocalManager, contextlib.AbstractContextManager["LocalTraining"]):
     """Runs the training jobs recorded in the local AWS (see the module's docstring).
 
-    Args:
-        aws: the local AWS (`sagecycle.rehearsal.LocalAws`): `.client(service)`, `.region`.
-        work_dir: one directory per job: its channels, hosts' trees, logs and model.tar.gz.
-        clock: the simulated clock (the job's timestamps and events read it).
-        timeline: the lifecycle timeline.
-        emit: receives the state-change events (the EventBus's `put`); None drops them.
-        account: the local account (moto's).
+    Takes `LocalManager`'s arguments; `work_dir` holds one directory per job: its channels, hosts' trees, logs and
+    model.tar.gz, and `emit` receives the state-change events.
     """
 
     def __init__(
-        self,
-        aws: Any,
-        work_dir: Path,
-        clock: Clock,
-        timeline: Timeline,
-        emit: Emit | None = None,
-        *,
+        self, aws: Any, work_dir: Path, clock: Clock, timeline: Timeline, emit: Emit | None = None, *,
         account: str = ACCOUNT,
-    ) -> None:
-        install_moto_extensions()
-        self.aws = aws
-        self.region = str(aws.region)
-        self.account = account
-        self.work_dir = Path(work_dir)
-        self.clock = clock
-        self.timeline = timeline
-        self.emit = emit
+    ) -> None:  # fmt: skip
+        super().__init__(aws, work_dir, clock, timeline, emit, account=account)
         self.results: dict[str, TrainingResult] = {}
-        self.events: list[dict[str, Any]] = []
         self._pending: list[str] = []
         self._lock = threading.Lock()
         register_training_manager(account, self.region, self)
-
-    def now(self) -> datetime:
-        return self.clock.now()
 
     def training_job_created(self, account: str, region: str, job_name: str) -> None:
         """Called by the moto extension (in a server thread) when CreateTrainingJob has recorded a job."""
@@ -308,12 +274,5 @@ class LocalTraining(contextlib.AbstractContextManager["LocalTraining"]):
             job.final_metric_data_list = metrics or []
 
     def _emit(self, name: str) -> dict[str, Any]:
-        with LOCK:
-            job = self._job(name)
-            describe = copy.deepcopy(job.response_object)
-            tags = {t["Key"]: t["Value"] for t in job.tags or []}
-        event = training_job_event(describe, region=self.region, time=self.now(), tags=tags)
-        self.events.append(event)
-        if self.emit is not None:
-            self.emit(event)
-        return event
+        describe, tags = self.job_snapshot("training_jobs", name)
+        return self.publish(training_job_event(describe, region=self.region, time=self.now(), tags=tags))

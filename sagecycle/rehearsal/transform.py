@@ -35,26 +35,24 @@ InvocationsMaxRetries), since the local model answers the same way every time.
 from __future__ import annotations
 
 import contextlib
-import copy
 import gzip
 import http.client
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sagecycle.local_training import free_port
 from sagecycle.rehearsal import ACCOUNT  # moto's account
 from sagecycle.rehearsal.clock import Clock
 from sagecycle.rehearsal.moto_sagemaker import (
     LOCK,
+    Emit,
+    LocalManager,
     backend,
-    install_moto_extensions,
     naive_utc,
     register_transform_manager,
     unregister_transform_manager,
@@ -62,10 +60,8 @@ from sagecycle.rehearsal.moto_sagemaker import (
 from sagecycle.rehearsal.sagemaker_events import transform_job_event
 from sagecycle.rehearsal.serving_process import (
     EndpointStartError,
-    fetch_artifact,
     log_tail,
-    model_container,
-    start_serve,
+    start_model,
     stop_process,
     wait_healthy,
 )
@@ -84,7 +80,6 @@ RECORD_TOO_LARGE = (
 )
 MODEL_ERROR = "{category}: {object}: the model container answered {status}: {message}"
 CONTAINER_FAILED = "AlgorithmError: the model container did not pass the ping health check: {detail}"
-Emit = Callable[[dict[str, Any]], Any]
 
 
 class ObjectFailed(Exception):
@@ -133,42 +128,21 @@ def mini_batches(items: list[bytes], *, limit: int, multi_record: bool, split: b
         yield b"".join(batch)
 
 
-class LocalTransform(contextlib.AbstractContextManager["LocalTransform"]):
+class LocalTransform(LocalManager, contextlib.AbstractContextManager["LocalTransform"]):
     """Runs the batch transform jobs recorded in the local AWS (see the module's docstring).
 
-    Args:
-        aws: the local AWS (`sagecycle.rehearsal.LocalAws`): `.client(service)`, `.region`.
-        work_dir: one directory per job: the model artifact and the container's log.
-        clock: the simulated clock (the job's timestamps and events read it).
-        timeline: the lifecycle timeline.
-        emit: receives the state-change events (the EventBus's `put`); None drops them.
-        account: the local account (moto's).
+    Takes `LocalManager`'s arguments (`work_dir` holds one directory per job: the model artifact and the container's
+    log; `emit` receives the state-change events), and:
         background: run each job in a worker thread as soon as it is created (else `reconcile()` runs them).
         startup_timeout: wall seconds the container has to answer /ping.
     """
 
     def __init__(
-        self,
-        aws: Any,
-        work_dir: Path,
-        clock: Clock,
-        timeline: Timeline,
-        emit: Emit | None = None,
-        *,
-        account: str = ACCOUNT,
-        background: bool = False,
-        startup_timeout: float = 60.0,
-    ) -> None:
-        install_moto_extensions()
-        self.aws = aws
-        self.region = str(aws.region)
-        self.account = account
-        self.work_dir = Path(work_dir)
-        self.clock = clock
-        self.timeline = timeline
-        self.emit = emit
+        self, aws: Any, work_dir: Path, clock: Clock, timeline: Timeline, emit: Emit | None = None, *,
+        account: str = ACCOUNT, background: bool = False, startup_timeout: float = 60.0,
+    ) -> None:  # fmt: skip
+        super().__init__(aws, work_dir, clock, timeline, emit, account=account)
         self.startup_timeout = startup_timeout
-        self.events: list[dict[str, Any]] = []
         self._pending: queue.Queue[str | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -176,9 +150,6 @@ class LocalTransform(contextlib.AbstractContextManager["LocalTransform"]):
         if background:
             self._worker = threading.Thread(target=self._work, name="sagemaker-transform", daemon=True)
             self._worker.start()
-
-    def now(self) -> datetime:
-        return self.clock.now()
 
     def transform_job_created(self, account: str, region: str, job_name: str) -> None:
         """Called by the moto extension (in a server thread) when CreateTransformJob has recorded a job."""
@@ -270,31 +241,27 @@ class LocalTransform(contextlib.AbstractContextManager["LocalTransform"]):
 
     def _transform(self, job: Mapping[str, Any], inputs: list[tuple[str, str]], root: Path) -> list[str]:
         """Starts the model's container, transforms every object and uploads the `.out` of each that succeeded."""
-        container = model_container(self.aws.client("sagemaker"), str(job["ModelName"]))
-        artifact = root / "model.tar.gz"
-        try:
-            fetch_artifact(self.aws.client("s3"), str(container.get("ModelDataUrl") or ""), artifact)
-        except EndpointStartError as e:
-            raise JobFailed(f"ClientError: {e}") from None
         payload_mb = int(job.get("MaxPayloadInMB") or DEFAULT_MAX_PAYLOAD_MB)
         strategy = str(job.get("BatchStrategy") or "MultiRecord")
         environment = {
-            **(container.get("Environment") or {}),
             **(job.get("Environment") or {}),
             "SAGEMAKER_BATCH": "true",
             "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(payload_mb),
             "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD" if strategy == "MultiRecord" else "SINGLE_RECORD",
             "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(job.get("MaxConcurrentTransforms") or 1),
         }
-        port = free_port()
-        log_path = root / "container.log"
-        process = start_serve(
-            artifact,
-            port=port,
-            log_path=log_path,
-            environment=environment,
-            options=["--batch", "--max-payload-mb", str(payload_mb)],
-        )
+        try:
+            _, port, process, log_path = start_model(
+                self.aws.client("sagemaker"),
+                self.aws.client("s3"),
+                str(job["ModelName"]),
+                artifact=root / "model.tar.gz",
+                log_path=lambda _: root / "container.log",
+                environment=environment,
+                options=["--batch", "--max-payload-mb", str(payload_mb)],
+            )
+        except EndpointStartError as e:
+            raise JobFailed(f"ClientError: {e}") from None
         try:
             if not wait_healthy(port, process, self.startup_timeout):
                 tail = log_tail(log_path).strip().splitlines()
@@ -388,12 +355,5 @@ class LocalTransform(contextlib.AbstractContextManager["LocalTransform"]):
                 job.failure_reason = failure
 
     def _emit(self, name: str) -> dict[str, Any]:
-        with LOCK:
-            job = backend(self.account, self.region).transform_jobs[name]
-            describe = copy.deepcopy(job.response_object)
-            tags = {t["Key"]: t["Value"] for t in job.tags or []}
-        event = transform_job_event(describe, region=self.region, time=self.now(), tags=tags)
-        self.events.append(event)
-        if self.emit is not None:
-            self.emit(event)
-        return event
+        describe, tags = self.job_snapshot("transform_jobs", name)
+        return self.publish(transform_job_event(describe, region=self.region, time=self.now(), tags=tags))

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from lambdas.shared.events import parse_endpoint_event
+from sagecycle.rehearsal.blue_green import Fleet, retain_properties
 from sagecycle.rehearsal.hosting import HEALTH_CHECK_FAILURE
+from sagecycle.rehearsal.moto_sagemaker import EndpointRequest
+from sagecycle.rehearsal.runtime import CaptureSettings
 
 pytest.register_assert_rewrite("tests.rehearsal.conftest_hosting")  # before the import below: it is a plugin too
 
@@ -144,3 +147,49 @@ def test_canary_without_alarm_shifts_the_rest_and_stops_the_old_fleet_after_the_
         assert set(sample["detail"]) - {"PendingDeploymentSummary"} <= set(event["detail"])
         change = parse_endpoint_event(event)
         assert change.endpoint_name == "ep" and change.status in {"Creating", "Updating", "InService"}
+
+
+def _fleet(config: str, weights: dict[str, float], counts: dict[str, int], capture: CaptureSettings | None) -> Fleet:
+    return Fleet(config=config, processes={}, weights=weights, instance_counts=counts, capture=capture)
+
+
+@pytest.mark.parametrize("excluded", [(), ("DataCaptureConfig",)])
+def test_retained_variant_properties_are_the_blue_fleets(excluded: tuple[str, ...]) -> None:
+    # GIVEN a blue fleet with weight, count and capture of its own, and a green fleet with one variant of the same name
+    blue_capture = CaptureSettings("s3://b/blue", 50.0, frozenset({"Input"}), None)
+    green_capture = CaptureSettings("s3://b/green", 100.0, frozenset({"Input"}), None)
+    blue = _fleet("blue", {"AllTraffic": 0.3}, {"AllTraffic": 3}, blue_capture)
+    green = _fleet("green", {"AllTraffic": 1.0, "New": 1.0}, {"AllTraffic": 1, "New": 1}, green_capture)
+    request = EndpointRequest(
+        kind="update",
+        account="123456789012",
+        region="us-east-1",
+        endpoint_name="ep",
+        endpoint_config_name="green",
+        retain_all_variant_properties=True,
+        exclude_retained_variant_properties=excluded,
+    )
+
+    # WHEN the update retains all variant properties
+    kept = retain_properties(green, blue, request)
+
+    # THEN the variant named as a blue one keeps the blue weight and count, the new one its own, and the capture is
+    # the blue one unless DataCaptureConfig is excluded
+    assert kept.weights == {"AllTraffic": 0.3, "New": 1.0}
+    assert kept.instance_counts == {"AllTraffic": 3, "New": 1}
+    assert kept.capture == (green_capture if excluded else blue_capture)
+
+
+def test_without_retain_all_the_green_fleet_keeps_its_own_properties() -> None:
+    # GIVEN a blue fleet and a green fleet with different properties, and an update that does not retain them
+    blue = _fleet("blue", {"AllTraffic": 0.3}, {"AllTraffic": 3}, None)
+    green = _fleet("green", {"AllTraffic": 1.0}, {"AllTraffic": 1}, None)
+    request = EndpointRequest(
+        kind="update", account="123456789012", region="us-east-1", endpoint_name="ep", endpoint_config_name="green"
+    )
+
+    # WHEN the retention is applied
+    kept = retain_properties(green, blue, request)
+
+    # THEN the green fleet is as its config made it
+    assert (kept.weights, kept.instance_counts) == ({"AllTraffic": 1.0}, {"AllTraffic": 1})

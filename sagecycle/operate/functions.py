@@ -20,7 +20,9 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from lambdas.shared.events import SOURCE_MANUAL
 from sagecycle.operate.options import Common, Refused, UsageError
+from sagecycle.operate.options import common as options_of
 from sagecycle.operate.target import StageNames, connect
 
 INVOKE_READ_TIMEOUT_S = 900  # Lambda's longest timeout: a synchronous answer may take that long
@@ -146,6 +148,15 @@ def request_id_and_reason(args: argparse.Namespace) -> tuple[str, str]:
     if not args.reason.strip():
         raise UsageError("bad-argument", "--reason must not be blank")
     return args.request_id or str(uuid.uuid4()), args.reason
+
+
+def ask_on_request(args: argparse.Namespace, key: str, **fields: Any) -> tuple[Common, str, dict[str, Any]]:
+    """An operator's request (--reason, --request-id) to one of the stage's functions: a manual event (`fields`, the
+    reason and the request id) asked of `key`. Returns the common options, the request id and the function's answer."""
+    request_id, reason = request_id_and_reason(args)
+    common = options_of(args)
+    event = {"source": SOURCE_MANUAL, **fields, "reason": reason, "request_id": request_id}
+    return common, request_id, ask(common, key, event)
 
 
 def ask(options: Common, key: str, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -54,15 +54,8 @@ def set_approval(verb: str, args: argparse.Namespace) -> int:
             ModelPackageArn=arn, ModelApprovalStatus=status, ApprovalDescription=args.reason[:DESCRIPTION_MAX]
         )
     result = {"package": arn, "group": group, "from": before, "to": status, "reason": args.reason}
-    if common.json:
-        options.print_json(result)
-    else:
-        render.print_answer(
-            f"{verb}: {status}",
-            [("package", arn), ("group", group), ("was", before), ("now", status), ("reason", args.reason)],
-            ok=True,
-        )
-    return options.EXIT_OK
+    rows = [("package", arn), ("group", group), ("was", before), ("now", status), ("reason", args.reason)]
+    return render.answer(common, result, f"{verb}: {status}", rows, ok=True)
 
 
 def main_approve(argv: Sequence[str] | None = None) -> int:

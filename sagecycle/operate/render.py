@@ -7,13 +7,15 @@ on a terminal; piped output is the same tables without control characters.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
+
+from sagecycle.operate.options import EXIT_OK, EXIT_REFUSED, Common, print_json
 
 PLAIN_WIDTH = 160  # piped output: wide enough for a model URL and its label on one line
 
@@ -67,6 +69,15 @@ def print_answer(title: str, values: Iterable[tuple[str, Any]], *, ok: bool, str
     out = console(stream)
     colour = "green" if ok else "red"
     out.print(pairs(f"[{colour}]{title}[/{colour}]", values))
+
+
+def answer(common: Common, result: Mapping[str, Any], title: str, rows: Iterable[tuple[str, Any]], *, ok: bool) -> int:
+    """A command's outcome: `result` as JSON under --json, else the titled rows; its exit code (refused when not ok)."""
+    if common.json:
+        print_json(result)
+    else:
+        print_answer(title, rows, ok=ok)
+    return EXIT_OK if ok else EXIT_REFUSED
 
 
 def print_status(status: dict[str, Any], stream: TextIO | None = None) -> None:

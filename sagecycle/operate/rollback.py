@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
 
 from lambdas.alarm_responder.logic import ACTION_ROLLBACK
-from lambdas.shared.events import SOURCE_MANUAL
 from sagecycle.operate import options, render
-from sagecycle.operate.functions import add_request_options, ask, request_id_and_reason
+from sagecycle.operate.functions import add_request_options, ask_on_request
 
 PROG = "rollback"
 
@@ -22,26 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def manual_event(reason: str, request_id: str) -> dict[str, Any]:
-    return {"source": SOURCE_MANUAL, "action": ACTION_ROLLBACK, "reason": reason, "request_id": request_id}
-
-
 def run(args: argparse.Namespace) -> int:
-    request_id, reason = request_id_and_reason(args)
-    common = options.common(args)
-    answer = ask(common, "alarm_responder", manual_event(reason, request_id))
+    common, request_id, answer = ask_on_request(args, "alarm_responder", action=ACTION_ROLLBACK)
     done = answer.get("action") == ACTION_ROLLBACK
     result = {"request_id": request_id, "rolled_back": done, "answer": answer}
-    if common.json:
-        options.print_json(result)
-    elif done:
+    if done:
         rows = [("endpoint config", answer.get("endpoint_config")), ("to", answer.get("to")),
                 ("from", answer.get("from")), ("request", request_id)]  # fmt: skip
-        render.print_answer("rollback: started", rows, ok=True)
     else:
         rows = [("action", answer.get("action")), ("reason", answer.get("reason")), ("request", request_id)]
-        render.print_answer("rollback: not done", rows, ok=False)
-    return options.EXIT_OK if done else options.EXIT_REFUSED
+    return render.answer(common, result, f"rollback: {'started' if done else 'not done'}", rows, ok=done)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -82,23 +82,32 @@ def resolve_region(given: str | None) -> str:
 
 
 @contextlib.contextmanager
-def connect(options: Common) -> Iterator[StageNames]:
-    """Point this process's AWS clients at the target; yields the stage's names. Restores the environment after."""
-    from lambdas.shared.runtime import client, reset_caches
-
-    region = resolve_region(options.region)
-    saved = {name: os.environ.get(name) for name in _VARIABLES}
-    os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
-    if options.endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = options.endpoint_url
-    reset_caches()  # clients made for another target must not be reused
+def restored_environ(names: Iterable[str]) -> Iterator[None]:
+    """The block may set and unset the environment variables `names`; after it each is as it was (set or not)."""
+    saved = {name: os.environ.get(name) for name in names}
     try:
-        account = str(client("sts").get_caller_identity()["Account"])
-        yield StageNames(options.app, options.stage, account, region, options.endpoint_url)
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def connect(options: Common) -> Iterator[StageNames]:
+    """Point this process's AWS clients at the target; yields the stage's names. Restores the environment after."""
+    from lambdas.shared.runtime import client, reset_caches
+
+    region = resolve_region(options.region)
+    try:
+        with restored_environ(_VARIABLES):
+            os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
+            if options.endpoint_url:
+                os.environ["AWS_ENDPOINT_URL"] = options.endpoint_url
+            reset_caches()  # clients made for another target must not be reused
+            account = str(client("sts").get_caller_identity()["Account"])
+            yield StageNames(options.app, options.stage, account, region, options.endpoint_url)
+    finally:
         reset_caches()

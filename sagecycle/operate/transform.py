@@ -189,25 +189,21 @@ def run(args: argparse.Namespace) -> int:
         "out_files": summary["files"],
         "complete": complete,
     }
-    if common.json:
-        options.print_json(result)
-    else:
-        rows = [
-            ("job", job),
-            ("status", status),
-            ("champion", champion),
-            ("input", f"{args.input} ({summary['input_files']} file{'' if summary['input_files'] == 1 else 's'})"),
-            ("output", args.output),
-            (".out files", summary["out_files"]),
-            ("rows", summary["rows"]),
-            ("bytes", summary["bytes"]),
-        ]
-        if described.get("FailureReason"):
-            rows.append(("failure", described["FailureReason"]))
-        if status == "Completed" and not complete:
-            rows.append(("missing", f"{summary['input_files'] - summary['out_files']} input file(s) have no .out"))
-        render.print_answer(f"transform: {status}", rows, ok=complete)
-    return options.EXIT_OK if complete else options.EXIT_REFUSED
+    rows = [
+        ("job", job),
+        ("status", status),
+        ("champion", champion),
+        ("input", f"{args.input} ({summary['input_files']} file{'' if summary['input_files'] == 1 else 's'})"),
+        ("output", args.output),
+        (".out files", summary["out_files"]),
+        ("rows", summary["rows"]),
+        ("bytes", summary["bytes"]),
+    ]
+    if described.get("FailureReason"):
+        rows.append(("failure", described["FailureReason"]))
+    if status == "Completed" and not complete:
+        rows.append(("missing", f"{summary['input_files'] - summary['out_files']} input file(s) have no .out"))
+    return render.answer(common, result, f"transform: {status}", rows, ok=complete)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

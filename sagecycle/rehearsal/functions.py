@@ -38,6 +38,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
+from sagecycle.operate.target import restored_environ
 from sagecycle.rehearsal.stage import FunctionDef, LocalStage
 from sagecycle.rehearsal.timeline import Timeline
 
@@ -313,20 +314,13 @@ class Functions:
     @contextlib.contextmanager
     def _environment(self, key: str) -> Iterator[None]:
         wanted = self.environment(key)
-        saved = {name: os.environ.get(name) for name in self._all_variables | set(wanted)}
-        for name in saved:
-            os.environ.pop(name, None)
-        os.environ.update(wanted)
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="No application metrics")
-                yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        names = self._all_variables | set(wanted)
+        with restored_environ(names), warnings.catch_warnings():
+            for name in names:
+                os.environ.pop(name, None)
+            os.environ.update(wanted)
+            warnings.filterwarnings("ignore", message="No application metrics")
+            yield
 
     @contextlib.contextmanager
     def _simulated_clock(self, module: ModuleType) -> Iterator[None]:

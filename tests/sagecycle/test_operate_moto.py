@@ -20,7 +20,6 @@ from moto import mock_aws
 from contract import names as cn
 from lambdas.shared import runs
 from lambdas.shared.deployments import Deployment, record_started
-from sagecycle import cli
 from tests.lambdas.fixtures import (
     ACCOUNT,
     APP,
@@ -40,6 +39,7 @@ from tests.lambdas.fixtures import (
     put_model,
     record_started_run,
 )
+from tests.sagecycle.cli_support import run_cli as run
 
 ENDPOINT = cn.endpoint_name(APP, STAGE)
 STAGE_ARGS = ["--stage", STAGE, "--region", REGION]
@@ -57,15 +57,6 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with mock_aws():
         yield
     reset_caches()
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit_:  # argparse's own exits
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def status_json(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
@@ -93,6 +84,21 @@ def create_endpoint(model_data_url: str, config: str) -> None:
         ],
     )
     sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
+
+
+def record_pending_promotion(config: str, model_data_url: str) -> datetime:
+    """A promotion onto `config` recorded as started now and still pending; returns when."""
+    now = datetime.now(UTC)
+    deployment: Deployment = {
+        "kind": "promotion",
+        "endpoint_config_name": config,
+        "model_data_url": model_data_url,
+        "started_at": int(now.timestamp()),
+        "started_at_iso": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "status": "pending",
+    }
+    record_started(RUNS_TABLE, deployment)
+    return now
 
 
 def alarm_in_alarm(suffix: str) -> str:
@@ -181,16 +187,7 @@ def test_status_shows_the_deployment_the_lock_the_runs_the_alarm_and_quarantine_
     create_endpoint(CHAMPION_URL, "baseline-config")
     candidate = f"s3://{MODEL_BUCKET}/{cn.PREFIX_TRAINING_OUTPUT}job-1/output/model.tar.gz"
     put_model(candidate, model_tar(evaluation_json=evaluation(0.93)))
-    now = datetime.now(UTC)
-    deployment: Deployment = {
-        "kind": "promotion",
-        "endpoint_config_name": "sagecycle-dev-job-1",
-        "model_data_url": candidate,
-        "started_at": int(now.timestamp()),
-        "started_at_iso": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "status": "pending",
-    }
-    record_started(RUNS_TABLE, deployment)
+    now = record_pending_promotion("sagecycle-dev-job-1", candidate)
     record_started_run("sagecycle-dev-261130-0500-abc", at=now)
     s3 = aws_client("s3")
     s3.put_object(Bucket=DATA_BUCKET, Key=f"{cn.PREFIX_QUARANTINE}2026-11-30/bad.csv", Body=b"x,y\n")
@@ -359,16 +356,7 @@ def test_status_exits_1_while_the_endpoint_is_updating(capsys):
 
     create_resources()
     create_endpoint(CHAMPION_URL, "baseline-config")
-    now = datetime.now(UTC)
-    deployment: Deployment = {
-        "kind": "promotion",
-        "endpoint_config_name": "baseline-config-2",
-        "model_data_url": CHAMPION_URL,
-        "started_at": int(now.timestamp()),
-        "started_at_iso": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "status": "pending",
-    }
-    record_started(RUNS_TABLE, deployment)
+    record_pending_promotion("baseline-config-2", CHAMPION_URL)
     sagemaker_backends[ACCOUNT][REGION].endpoints[ENDPOINT].endpoint_status = "Updating"
     # WHEN status runs
     code, status = status_json(capsys)

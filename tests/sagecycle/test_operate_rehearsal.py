@@ -21,13 +21,13 @@ import lambdas.alarm_responder.handler
 import lambdas.start_training.handler  # noqa: F401
 from contract import names as cn
 from lambdas.shared import runs
-from sagecycle import cli
 from sagecycle.operate.functions import attach_rehearsal
 from sagecycle.rehearsal.moto_sagemaker import install_moto_extensions
 from sagecycle.rehearsal.transform import LocalTransform
 from tests.rehearsal import conftest_hosting
 from tests.rehearsal.conftest_stage import *  # noqa: F403 - the fixtures
 from tests.rehearsal.conftest_stage import REGION, Rig
+from tests.sagecycle.cli_support import run_cli
 
 ROW = conftest_hosting.ROW  # one feature row in the served models' schema order
 model_tars = conftest_hosting.model_tars  # the session's servable model.tar.gz files (a fixture)
@@ -42,12 +42,7 @@ def attached(rig: Rig) -> Iterator[Rig]:
 
 
 def run(rig: Rig, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = cli.main([*argv, "--endpoint-url", rig.aws.url, "--region", REGION])
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli([*argv, "--endpoint-url", rig.aws.url, "--region", REGION], capsys)
 
 
 def run_json(rig: Rig, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:

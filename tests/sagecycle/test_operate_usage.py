@@ -6,19 +6,10 @@ import json
 
 import pytest
 
-from sagecycle import cli
 from sagecycle.operate.options import EXIT_USAGE
+from tests.sagecycle.cli_support import run_cli as run
 
 COMMANDS = ("status", "retrain", "approve", "reject", "rollback", "transform")
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as exit_:  # argparse's own exits
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(autouse=True)

@@ -64,15 +64,20 @@ def test_an_update_to_a_model_that_cannot_serve_rolls_back(hosting_stage: Hostin
     assert configs_served(stage) == Counter({"cfg-blue": 2})
 
 
-def test_canary_gets_its_share_and_an_alarm_rolls_it_back(hosting_stage: HostingStage) -> None:
-    stage = hosting_stage
+def canary_to(stage: HostingStage, behaviour: str) -> None:
+    """Endpoint "ep" InService on blue (its alarm "ep-5xx" OK), updated with CANARY to cfg-green serving `behaviour`."""
     put_alarm(stage)
-    # GIVEN an endpoint InService on the blue model
     stage.endpoint_on("ep")
-    # WHEN it is updated to a faulty candidate with a 20% canary guarded by an alarm
-    stage.config("cfg-green", {"AllTraffic": (stage.model("m-green", "faulty"), 1.0)})
+    stage.config("cfg-green", {"AllTraffic": (stage.model("m-green", behaviour), 1.0)})
     stage.sagemaker.update_endpoint(EndpointName="ep", EndpointConfigName="cfg-green", DeploymentConfig=CANARY)
     stage.hosting.reconcile()
+
+
+def test_canary_gets_its_share_and_an_alarm_rolls_it_back(hosting_stage: HostingStage) -> None:
+    stage = hosting_stage
+    # GIVEN an endpoint InService on the blue model
+    # WHEN it is updated to a faulty candidate with a 20% canary guarded by an alarm
+    canary_to(stage, "faulty")
     # THEN DescribeEndpoint says Updating, with the pending config baking on the canary
     described = stage.sagemaker.describe_endpoint(EndpointName="ep")
     assert described["EndpointStatus"] == "Updating"
@@ -110,12 +115,8 @@ def test_canary_without_alarm_shifts_the_rest_and_stops_the_old_fleet_after_the_
     hosting_stage: HostingStage,
 ) -> None:
     stage = hosting_stage
-    put_alarm(stage)
     # GIVEN an endpoint InService on blue, updated with a canary to green
-    stage.endpoint_on("ep")
-    stage.config("cfg-green", {"AllTraffic": (stage.model("m-green", "green"), 1.0)})
-    stage.sagemaker.update_endpoint(EndpointName="ep", EndpointConfigName="cfg-green", DeploymentConfig=CANARY)
-    stage.hosting.reconcile()
+    canary_to(stage, "green")
     # WHEN the canary's wait passes with the alarm OK
     stage.clock.advance(600)
     stage.hosting.reconcile()

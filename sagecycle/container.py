@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.shared.jobspec import MODEL_CODE_DIR
+from sagecycle.environ import environ_set
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"
 # The container's own limit for a real-time request (serving.py MAX_PAYLOAD_IN_MB; InvokeEndpoint's quota).
@@ -150,7 +151,6 @@ def _container_environment(environment: Mapping[str, str], code_dir: Path, names
     Modules of the same names already imported here (the repository's own inference.py or contract package) are
     set aside, so the artifact's own copies are the ones imported, and put back afterwards.
     """
-    saved_env = {key: os.environ.get(key) for key in environment}
     shadowed = {
         name: module
         for name, module in list(sys.modules.items())
@@ -158,18 +158,13 @@ def _container_environment(environment: Mapping[str, str], code_dir: Path, names
     }
     for name in shadowed:
         del sys.modules[name]
-    os.environ.update(environment)
     sys.path.insert(0, str(code_dir))
     try:
-        yield
+        with environ_set(environment):
+            yield
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(str(code_dir))
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         for name in [n for n in sys.modules if any(n == m or n.startswith(m + ".") for m in names)]:
             del sys.modules[name]
         sys.modules.update(shadowed)

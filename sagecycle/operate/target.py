@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from contract import names as cn
+from sagecycle.environ import restored_environ
 from sagecycle.operate.options import Common, UsageError
 
 _VARIABLES: Final = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
@@ -79,20 +80,6 @@ def resolve_region(given: str | None) -> str:
     if not region:
         raise UsageError("no-region", "no region: pass --region or set AWS_REGION")
     return region
-
-
-@contextlib.contextmanager
-def restored_environ(names: Iterable[str]) -> Iterator[None]:
-    """The block may set and unset the environment variables `names`; after it each is as it was (set or not)."""
-    saved = {name: os.environ.get(name) for name in names}
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from typing import Any
 
+from sagecycle.environ import environ_set
 from sagecycle.local_training import free_port
 
 ACCOUNT = "123456789012"  # moto's account
@@ -40,7 +40,7 @@ class LocalAws(contextlib.AbstractContextManager["LocalAws"]):
         self.url = f"http://127.0.0.1:{self.port}"
         self.region = region
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._saved: dict[str, str | None] = {}
+        self._environ: contextlib.ExitStack | None = None
 
     def __enter__(self) -> LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's per-request log
@@ -60,17 +60,13 @@ class LocalAws(contextlib.AbstractContextManager["LocalAws"]):
             "AWS_REGION": self.region,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        for key, value in env.items():
-            self._saved[key] = os.environ.get(key)
-            os.environ[key] = value
+        self._environ = contextlib.ExitStack()
+        self._environ.enter_context(environ_set(env))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if self._environ is not None:
+            self._environ.close()
         self._server.stop()
 
     def client(self, service: str) -> Any:

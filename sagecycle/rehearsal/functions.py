@@ -38,7 +38,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
-from sagecycle.operate.target import restored_environ
+from sagecycle.environ import restored_environ
 from sagecycle.rehearsal.stage import FunctionDef, LocalStage
 from sagecycle.rehearsal.timeline import Timeline
 

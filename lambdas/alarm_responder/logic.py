@@ -141,7 +141,7 @@ def roll_back(
         endpoint_config_name=name,
         alarm_names=[],
     )
-    champion = runs.get_item(settings.runs_table, runs.CHAMPION) or {}
+    champion: runs.ChampionRecord = runs.champion(settings.runs_table) or {}
     deployment: Deployment = {
         "kind": "rollback",
         "endpoint_config_name": name,
@@ -164,7 +164,7 @@ def roll_back(
 
 
 def incident_context(alarm: AlarmChange, endpoint: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
-    champion = runs.get_item(settings.runs_table, runs.CHAMPION) or {}
+    champion: runs.ChampionRecord = runs.champion(settings.runs_table) or {}
     serving_config = (endpoint or {}).get("EndpointConfigName")
     deployment = (
         runs.get_item(settings.runs_table, runs.deployment_key(str(serving_config))) if serving_config else None

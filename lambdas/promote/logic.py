@@ -87,8 +87,8 @@ def ignore_untrusted(
     job: str, status: str, reason: str, settings: Settings, now: datetime, *, what: str
 ) -> dict[str, Any]:
     """Leave a job we did not start alone (no registry, no endpoint, no lock release) and tell the operator once."""
-    lock = runs.lock_holder(settings.runs_table) or {}
-    context = {"job_name": job, "status": status, "reason": reason, "lock_owner": lock.get("owner")}
+    lock = runs.lock_holder(settings.runs_table)
+    context = {"job_name": job, "status": status, "reason": reason, "lock_owner": lock["owner"] if lock else None}
     logger.error(f"{what} not started by this stage; ignored", extra=context)
     first = runs.put_item(
         settings.runs_table,
@@ -146,7 +146,7 @@ def handle_training_job(change: TrainingJobChange, settings: Settings, now: date
     if parent:
         logger.info("a tuning job's training job; its tuning job decides", extra={"job_name": job, "tuning": parent})
         return {"ignored": f"{job} belongs to tuning job {parent.rsplit('/', 1)[-1]}"}
-    run = runs.get_item(settings.runs_table, runs.run_key(job))
+    run = runs.run(settings.runs_table, job)
     untrusted = distrust(run, job, runs.lock_holder(settings.runs_table))
     if untrusted:
         return ignore_untrusted(job, change.status, untrusted, settings, now, what="training job")
@@ -187,7 +187,7 @@ def _report_end(
     """Record a run that ended without a candidate and tell the operator once (`what`: training job, tuning job,
     or candidate: a completed job whose model or evaluation is missing)."""
     table = settings.runs_table
-    run = runs.get_item(table, runs.run_key(run_name)) or {}
+    run: runs.RunRecord = runs.run(table, run_name) or {}
     runs.update_item(
         table,
         runs.run_key(run_name),
@@ -234,7 +234,7 @@ def handle_tuning_job(change: TuningJobChange, settings: Settings, now: datetime
     if not change.terminal:
         logger.info("tuning job not finished; nothing to do", extra={"job_name": name, "status": change.status})
         return {"ignored": f"{name} is {change.status}"}
-    run = runs.get_item(settings.runs_table, runs.run_key(name))
+    run = runs.run(settings.runs_table, name)
     untrusted = distrust(run, name, runs.lock_holder(settings.runs_table))
     if untrusted:
         return ignore_untrusted(name, change.status, untrusted, settings, now, what="tuning job")
@@ -349,7 +349,7 @@ def evaluate_candidate(candidate: Candidate, settings: Settings, now: datetime) 
     domain is registered Rejected, with the reason.
     """
     job, table = candidate.job_name, settings.runs_table
-    run = runs.get_item(table, runs.run_key(candidate.run)) or {}
+    run: runs.RunRecord = runs.run(table, candidate.run) or {}
     if run.get("decision") or (run.get("status") == RUN_FAILED and run.get("notified")):
         logger.info("duplicate event for a candidate already decided", extra={"job_name": candidate.run})
         return {"job_name": candidate.run, "decision": run.get("decision") or "failed", "duplicate": True}

@@ -156,8 +156,9 @@ def previous_parameter(champion_parameter: str) -> str:
     return f"{champion_parameter}{PREVIOUS_SUFFIX}"
 
 
-def champion_record(settings: DeploymentSettings) -> dict[str, Any]:
-    return runs.get_item(settings.runs_table, runs.CHAMPION) or {}
+def champion_record(settings: DeploymentSettings) -> runs.ChampionRecord:
+    """The champion record, empty when there is none yet."""
+    return runs.champion(settings.runs_table) or {}
 
 
 def start_update(endpoint_config_name: str, settings: DeploymentSettings, alarm_names: Sequence[str]) -> None:
@@ -289,20 +290,17 @@ def set_champion(deployment: Mapping[str, Any], settings: DeploymentSettings, no
         same = record.get("previous_model_data_url") == new_url
         package = record.get("previous_package_arn") if same else None
         previous_url, previous_package = record.get("previous_model_data_url"), record.get("previous_package_arn")
-    runs.put_item(
-        settings.runs_table,
-        runs.CHAMPION,
-        {
-            "model_data_url": new_url,
-            "package_arn": package,
-            "source_model_data_url": deployment.get("source_model_data_url"),
-            "endpoint_config_name": deployment.get("endpoint_config_name"),
-            "previous_model_data_url": previous_url,
-            "previous_package_arn": previous_package,
-            "since": epoch(now),
-            "since_iso": iso(now),
-        },
-    )
+    champion: runs.ChampionRecord = {
+        "model_data_url": new_url,
+        "package_arn": package,
+        "source_model_data_url": deployment.get("source_model_data_url"),
+        "endpoint_config_name": deployment.get("endpoint_config_name"),
+        "previous_model_data_url": previous_url,
+        "previous_package_arn": previous_package,
+        "since": epoch(now),
+        "since_iso": iso(now),
+    }
+    runs.put_item(settings.runs_table, runs.CHAMPION, dict(champion))
     if package and settings.writes_packages:
         packages.mark_champion(str(package), now)
     logger.info("champion set", extra={"model_data_url": new_url, "previous": current, "kind": deployment.get("kind")})

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict, cast
 
 from botocore.exceptions import ClientError
 
@@ -50,6 +50,50 @@ DEPLOYMENT: Final[Key] = ("state", "deployment")
 CHAMPION: Final[Key] = ("state", "champion")
 DRIFT: Final[Key] = ("state", "drift")
 TUNING: Final[Key] = ("state", "tuning")
+
+
+class LockRecord(TypedDict):
+    """(lock, training): who holds the one-training-at-a-time lock, for which trigger, until when."""
+
+    owner: str
+    trigger_id: str
+    acquired_at: int
+    expires_at: int
+
+
+class ChampionRecord(TypedDict, total=False):
+    """(state, champion): the model the endpoint serves (or, in a build account, the registry's approved one),
+    its package, and the one before it (the rollback target). Written by deployments.set_champion."""
+
+    model_data_url: str
+    package_arn: str | None
+    source_model_data_url: str | None  # a package approved in another account: where its artifact came from
+    endpoint_config_name: str | None
+    previous_model_data_url: str | None
+    previous_package_arn: str | None
+    since: int
+    since_iso: str
+
+
+class RunRecord(TypedDict, total=False):
+    """(run, <job>): one training or tuning run, from its start (start-training, under the lock) to the decision
+    on its candidate (promote). The start function adds its trigger's fields (kind, trigger_kind, reason, ...)."""
+
+    job_name: str
+    trigger_id: str
+    status: str  # Starting | InProgress | FailedToStart | Completed | Failed | Stopped
+    lock_acquired_at: int
+    lock_expires_at: int
+    reason: str
+    trigger: str
+    decision: NotRequired[str]  # approved | rejected
+    decision_reason: str
+    model_data_url: str
+    model_package_arn: str
+    deployment: str
+    failure_reason: str
+    notified: bool
+    finished_at: int
 
 
 def run_key(job_name: str) -> Key:
@@ -245,8 +289,16 @@ def release_lock(table: str, *, owner: str) -> bool:
     return delete_item(table, LOCK, condition="#owner = :owner", names={"#owner": "owner"}, values={":owner": owner})
 
 
-def lock_holder(table: str) -> dict[str, Any] | None:
-    return get_item(table, LOCK)
+def lock_holder(table: str) -> LockRecord | None:
+    return cast(LockRecord | None, get_item(table, LOCK))
+
+
+def champion(table: str) -> ChampionRecord | None:
+    return cast(ChampionRecord | None, get_item(table, CHAMPION))
+
+
+def run(table: str, job_name: str) -> RunRecord | None:
+    return cast(RunRecord | None, get_item(table, run_key(job_name)))
 
 
 # ------------------------------------------------------------------------------------------------ runs

@@ -367,8 +367,9 @@ def start_training(trigger: Trigger, settings: Settings, now: datetime) -> dict[
     if not runs.acquire_lock(
         table, owner=job_name, trigger_id=trigger.trigger_id, now=now, ttl_seconds=settings.policy.lock_ttl_seconds
     ):
-        holder = runs.lock_holder(table) or {}
-        return _skipped(trigger, Decision(False, SKIP_LOCKED, f"job {holder.get('owner', '?')} holds the lock"))
+        holder = runs.lock_holder(table)
+        owner = holder["owner"] if holder else "?"
+        return _skipped(trigger, Decision(False, SKIP_LOCKED, f"job {owner} holds the lock"))
     kind = settings.job_kind
     with LockGuard(settings, job_name, now) as guard:
         state = runs.read_training_state(table)  # again, under the lock: another start may have just finished

@@ -167,7 +167,7 @@ def last_deployment(names: StageNames, described: dict[str, Any] | None) -> dict
 
 def training(names: StageNames, last: int, now: datetime) -> dict[str, Any]:
     lock = runs.lock_holder(names.runs_table)
-    held = bool(lock) and int((lock or {}).get("expires_at", 0)) >= int(now.timestamp())
+    held = lock is not None and int(lock["expires_at"]) >= int(now.timestamp())
     records = query_partition(names.runs_table, _partition(runs.run_key("")))
     records.sort(key=lambda r: int(r.get("started_at") or 0), reverse=True)
     return {

@@ -1,6 +1,6 @@
-"""QuantileDMatrix vs DMatrix in train.py (issue 12 §4): the same job through train.main, once as it is (train and
-validation as QuantileDMatrix) and once with `train.quantile_matrices` forced off (plain DMatrix, the path train.py
-took before: the floor). Each run is a fresh process; the sides alternate, and the table gives medians.
+"""QuantileDMatrix vs DMatrix in train.py (issue 12 §4): the same job through train.main, once as it is (the train
+rows as a QuantileDMatrix) and once with `train.quantile_train_matrix` forced off (a DMatrix, the path train.py took
+before: the floor). Each run is a fresh process; the sides alternate, and the table gives medians.
 
     python -m bench.quantile_dmatrix            # 20k and 1M generated rows, 3 runs per side (a few minutes, 2 cores)
     python -m bench.quantile_dmatrix --small    # the 20k size only
@@ -9,11 +9,11 @@ took before: the floor). Each run is a fresh process; the sides alternate, and t
 
 Data: Adult-shaped prepared CSV from bench/scale_data.py (9 categorical columns, 2% of the cells empty), a
 validation channel a tenth of train (at least 5,000 rows), 50 rounds (`--rounds`) without early stopping so both
-sides boost alike. Per run: wall seconds of the job and of building the two matrices (a DMatrix defers its
-sketch and binning to the first round, a QuantileDMatrix does both when it is built), peak RSS of the whole
-process (VmHWM, the CSV parse included) and peak RSS after the channels are read (VmHWM reset then: what training
-and evaluation add), and the SHA-256 of the saved model. It fails unless every run of both sides saved the same
-model bytes.
+sides boost alike. Per run: wall and CPU seconds of the job (CPU time, all threads, is steadier on a shared
+machine), seconds to build the two matrices (a DMatrix defers its sketch and binning to the first round, a
+QuantileDMatrix does both when it is built), peak RSS of the whole process (VmHWM, the CSV parse included) and
+peak RSS after the channels are read (VmHWM reset then: what training and evaluation add), and the SHA-256 of the
+saved model. It fails unless every run of both sides saved the same model bytes.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def case(spec: dict[str, Any]) -> dict[str, Any]:
     }
     os.environ.update(env)
     if spec["side"] == "dmatrix":
-        train.quantile_matrices = lambda params: False  # the floor: the DMatrix path
+        train.quantile_train_matrix = lambda params: False  # the floor: the DMatrix path
     marks: dict[str, float] = {}
     load, build = train.load, train.training_matrices
 
@@ -82,9 +82,9 @@ def case(spec: dict[str, Any]) -> dict[str, Any]:
         return matrices
 
     train.load, train.training_matrices = timed_load, timed_build
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     code = train.main([])
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if code != 0:
         raise SystemExit(f"train.py failed: {(work / 'output' / 'failure').read_text()}")
     model = (work / "model" / "xgboost-model").read_bytes()
@@ -92,6 +92,7 @@ def case(spec: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     return {
         "seconds": seconds,
+        "cpu_s": cpu,
         **marks,
         "peak_mb": max(marks["loaded_peak_mb"], peak_rss_mb()),
         "training_peak_mb": peak_rss_mb(),  # since the channels were read
@@ -139,22 +140,25 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| rows | side | job s | matrices s | peak RSS MB | peak after reading MB | model |",
-        "|---|---|---|---|---|---|---|",
+        "| rows | side | job s | job CPU s | matrices s | peak RSS MB | peak after reading MB | model |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for side in SIDES:
             runs = result["runs"][side]
             name = "QuantileDMatrix (train.py)" if side == "quantile" else "floor: DMatrix"
             lines.append(
-                f"| {result['rows']:,} | {name} | {_median(runs, 'seconds'):.2f} | {_median(runs, 'matrices_s'):.2f} "
+                f"| {result['rows']:,} | {name} | {_median(runs, 'seconds'):.2f} | {_median(runs, 'cpu_s'):.2f} "
+                f"| {_median(runs, 'matrices_s'):.2f} "
                 f"| {_median(runs, 'peak_mb'):.0f} | {_median(runs, 'training_peak_mb'):.0f} "
                 f"| {result['model_sha256'][:12]} |"
             )
         q, d = result["runs"]["quantile"], result["runs"]["dmatrix"]
-        ratio = statistics.median(a["seconds"] / b["seconds"] for a, b in zip(q, d, strict=True))
+        pairs = list(zip(q, d, strict=True))
+        ratio = statistics.median(a["seconds"] / b["seconds"] for a, b in pairs)
+        cpu_ratio = statistics.median(a["cpu_s"] / b["cpu_s"] for a, b in pairs)
         lines.append(
-            f"| {result['rows']:,} | QuantileDMatrix / floor | {ratio:.2f}× | | "
+            f"| {result['rows']:,} | QuantileDMatrix / floor | {ratio:.2f}× | {cpu_ratio:.2f}× | | "
             f"{_median(q, 'peak_mb') - _median(d, 'peak_mb'):+.0f} | "
             f"{_median(q, 'training_peak_mb') - _median(d, 'training_peak_mb'):+.0f} | identical |"
         )

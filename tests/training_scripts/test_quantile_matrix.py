@@ -1,5 +1,5 @@
-"""train.py builds train and validation as QuantileDMatrix (bins only) for hist on the CPU: the model must be the
-very bytes the DMatrix path builds, on every task, with categorical columns, missing cells, sampling and resumes."""
+"""train.py builds the train rows as a QuantileDMatrix (bins only) for hist on the CPU: the model must be the very
+bytes the DMatrix path builds, on every task, with categorical columns, missing cells, sampling and resumes."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ SAMPLED = {"subsample": "0.8", "colsample_bytree": "0.7", "max_bin": "64", "eval
 
 
 def _dmatrix_path(patch: pytest.MonkeyPatch) -> None:
-    """train.py as it was: plain DMatrix for train and validation."""
-    patch.setattr(train, "quantile_matrices", lambda params: False)
+    """train.py as it was: a plain DMatrix for the train rows too."""
+    patch.setattr(train, "quantile_train_matrix", lambda params: False)
 
 
 def _model(job: Job) -> bytes:
@@ -37,7 +37,7 @@ def _round_lines(log: str) -> list[str]:
 
 @pytest.mark.parametrize("data", ["adult_small", "digits_prepared", "diabetes_prepared"])
 @pytest.mark.parametrize("hps", [{}, SAMPLED], ids=["defaults", "sampled"])
-def test_quantile_matrices_build_the_same_model_as_dmatrix(
+def test_a_quantile_train_matrix_builds_the_same_model_as_dmatrix(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -90,13 +90,13 @@ def test_a_dmatrix_checkpoint_resumes_into_the_same_model(
     ("tree_method", "num_gpus", "quantile"),
     [("hist", 0, True), ("auto", 0, True), ("approx", 0, False), ("hist", 1, False)],
 )
-def test_quantile_matrices_only_for_hist_on_the_cpu(tree_method: str, num_gpus: int, quantile: bool) -> None:
+def test_a_quantile_train_matrix_only_for_hist_on_the_cpu(tree_method: str, num_gpus: int, quantile: bool) -> None:
     # GIVEN train.py's parameters for a tree method and a device
     hps = train.resolve_hyperparameters({"objective": "binary:logistic", "tree_method": tree_method}, {})
     params = train.xgboost_params(hps, num_gpus)
     # WHEN train.py decides which matrices to build
     # THEN approx (which re-sketches every round) and the GPU (whose sketch we have not checked) keep DMatrix
-    assert train.quantile_matrices(params) is quantile
+    assert train.quantile_train_matrix(params) is quantile
 
 
 def test_approx_trains_on_dmatrix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adult_small: Prepared) -> None:

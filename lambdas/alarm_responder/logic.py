@@ -271,10 +271,14 @@ class RollbackRequest:
     @classmethod
     def from_event(cls, event: Mapping[str, Any], default_request_id: str) -> RollbackRequest:
         if event.get("action") != ACTION_ROLLBACK:
-            raise EventShapeError(f"a manual request to the alarm responder needs action {ACTION_ROLLBACK!r}")
+            raise EventShapeError(
+                f"a manual request to the alarm responder needs action {ACTION_ROLLBACK!r}",
+                code="missing-field",
+                field="action",
+            )
         reason = event.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            raise EventShapeError("a manual rollback needs a non-empty reason")
+            raise EventShapeError("a manual rollback needs a non-empty reason", code="missing-field", field="reason")
         return cls(reason=reason.strip()[:500], request_id=str(event.get("request_id") or default_request_id))
 
 

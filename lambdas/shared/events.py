@@ -27,7 +27,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import unquote_plus
 
 from lambdas.shared.runtime import parse_time
@@ -47,15 +47,24 @@ TERMINAL_TRAINING_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
 TERMINAL_TUNING_STATES: Final = frozenset({"Completed", "Failed", "Stopped"})
 
 
+EventShapeCode = Literal["missing-field", "not-a-string", "not-a-timestamp", "not-json", "unsupported-body"]
+
+
 class EventShapeError(ValueError):
-    """The event is not in the shape AWS documents; the message names what is missing."""
+    """The event is not in the shape AWS documents (or an operator's request lacks a field); the message names
+    what is missing, `code` says what kind of problem, `field` which field (when there is one)."""
+
+    def __init__(self, message: str, *, code: EventShapeCode, field: str = "") -> None:
+        super().__init__(message)
+        self.code: EventShapeCode = code
+        self.field = field
 
 
 def _get(mapping: Any, *path: str) -> Any:
     value = mapping
     for part in path:
         if not isinstance(value, Mapping) or part not in value:
-            raise EventShapeError(f"event has no {'.'.join(path)}")
+            raise EventShapeError(f"event has no {'.'.join(path)}", code="missing-field", field=".".join(path))
         value = value[part]
     return value
 
@@ -70,7 +79,9 @@ def _opt(mapping: Any, *path: str) -> Any:
 def _str(mapping: Any, *path: str) -> str:
     value = _get(mapping, *path)
     if not isinstance(value, str) or not value:
-        raise EventShapeError(f"event field {'.'.join(path)} must be a non-empty string")
+        raise EventShapeError(
+            f"event field {'.'.join(path)} must be a non-empty string", code="not-a-string", field=".".join(path)
+        )
     return value
 
 
@@ -79,7 +90,9 @@ def _time(mapping: Any, *path: str) -> datetime:
     try:
         return parse_time(str(raw))
     except ValueError:
-        raise EventShapeError(f"event field {'.'.join(path)} is not a timestamp: {raw!r}") from None
+        raise EventShapeError(
+            f"event field {'.'.join(path)} is not a timestamp: {raw!r}", code="not-a-timestamp", field=".".join(path)
+        ) from None
 
 
 def detail_type(event: Mapping[str, Any]) -> tuple[str, str]:
@@ -145,9 +158,9 @@ def s3_objects_from_message(body: str) -> list[S3ObjectRef]:
     try:
         message = json.loads(body)
     except json.JSONDecodeError as error:
-        raise EventShapeError(f"SQS body is not JSON: {error}") from None
+        raise EventShapeError(f"SQS body is not JSON: {error}", code="not-json") from None
     if not isinstance(message, Mapping):
-        raise EventShapeError("SQS body is not a JSON object")
+        raise EventShapeError("SQS body is not a JSON object", code="not-json")
     if message.get("Type") == "Notification" and isinstance(message.get("Message"), str):
         return s3_objects_from_message(message["Message"])  # S3 -> SNS -> SQS
     if message.get("Event") == "s3:TestEvent":
@@ -155,13 +168,15 @@ def s3_objects_from_message(body: str) -> list[S3ObjectRef]:
     if "Records" in message:
         records = message["Records"]
         if not isinstance(records, list):
-            raise EventShapeError("event Records must be a list")
+            raise EventShapeError("event Records must be a list", code="unsupported-body", field="Records")
         refs = [_object_from_record(r) for r in records if isinstance(r, Mapping)]
         return [r for r in refs if r is not None]
     if message.get("source") == "aws.s3":
         ref = _object_from_eventbridge(message)
         return [ref] if ref else []
-    raise EventShapeError("SQS body is neither an S3 notification, an S3 test event nor an EventBridge S3 event")
+    raise EventShapeError(
+        "SQS body is neither an S3 notification, an S3 test event nor an EventBridge S3 event", code="unsupported-body"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- alarms
@@ -304,7 +319,9 @@ def _optional_time(mapping: Any, *path: str) -> datetime | None:
             return datetime.fromtimestamp(raw / 1000, UTC)
         return parse_time(str(raw))
     except (ValueError, OverflowError, OSError):
-        raise EventShapeError(f"event field {'.'.join(path)} is not a timestamp: {raw!r}") from None
+        raise EventShapeError(
+            f"event field {'.'.join(path)} is not a timestamp: {raw!r}", code="not-a-timestamp", field=".".join(path)
+        ) from None
 
 
 def parse_tuning_job_event(event: Mapping[str, Any]) -> TuningJobChange:

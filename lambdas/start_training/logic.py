@@ -161,7 +161,7 @@ def parse_trigger(event: Mapping[str, Any], *, settings: Settings, request_id: s
     if source == SOURCE_INGEST:
         batch = event.get("batch_id")
         if not isinstance(batch, str) or not batch:
-            raise EventShapeError("ingest payload needs a batch_id")
+            raise EventShapeError("ingest payload needs a batch_id", code="missing-field", field="batch_id")
         keys = tuple(str(k) for k in event.get("keys", []) if isinstance(k, str))
         count = int(event.get("key_count", len(keys)))
         time = event.get("time")
@@ -199,7 +199,7 @@ def parse_trigger(event: Mapping[str, Any], *, settings: Settings, request_id: s
     if source == SOURCE_MANUAL:
         reason = event.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            raise EventShapeError("a manual start needs a non-empty reason")
+            raise EventShapeError("a manual start needs a non-empty reason", code="missing-field", field="reason")
         request = str(event.get("request_id") or request_id)
         return Trigger(
             kind="manual",

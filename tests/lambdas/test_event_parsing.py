@@ -152,8 +152,9 @@ def test_alarm_events_read_with_optional_parts_null(changes: dict[str, Any]) -> 
 def test_a_null_alarm_name_is_a_shape_error() -> None:
     # GIVEN the alarm sample without its alarm name
     # WHEN it is parsed THEN it is refused as a malformed event
-    with pytest.raises(EventShapeError):
+    with pytest.raises(EventShapeError) as refused:
         parse_alarm_event(sample("cloudwatch/alarm_state_change_single_metric.json", detail__alarmName=None))
+    assert (refused.value.code, refused.value.field) == ("not-a-string", "detail.alarmName")
 
 
 @pytest.mark.parametrize(

@@ -86,14 +86,19 @@ def test_rollback_during_a_deployment_is_refused(resources: Aws, monkeypatch: py
 
 
 @pytest.mark.parametrize(
-    "event",
+    ("event", "field"),
     [
-        {"source": "sagecycle.manual", "action": "rollback", "reason": "  "},
-        {"source": "sagecycle.manual", "action": "rollback"},
-        {"source": "sagecycle.manual", "action": "retrain", "reason": "x"},
+        ({"source": "sagecycle.manual", "action": "rollback", "reason": "  "}, "reason"),
+        ({"source": "sagecycle.manual", "action": "rollback"}, "reason"),
+        ({"source": "sagecycle.manual", "action": "retrain", "reason": "x"}, "action"),
     ],
 )
-def test_malformed_requests_are_refused_as_event_shape_errors(resources: Aws, event: dict[str, Any]) -> None:
-    # GIVEN a manual event without a reason or with another action / WHEN it arrives / THEN EventShapeError
-    with pytest.raises(EventShapeError):
+def test_malformed_requests_are_refused_as_event_shape_errors(
+    resources: Aws, event: dict[str, Any], field: str
+) -> None:
+    # GIVEN a manual event without a reason or with another action
+    # WHEN it arrives
+    with pytest.raises(EventShapeError) as refused:
         responder.handler(event, FakeContext())
+    # THEN it is refused as a malformed request, naming the field
+    assert (refused.value.code, refused.value.field) == ("missing-field", field)

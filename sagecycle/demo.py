@@ -5,7 +5,9 @@ scenario in `sagecycle.rehearsal.scenario` through the real functions, train.py 
 the first training, the gate and the registry, the endpoint and its traffic, a quarantined upload, drift and the
 drift alarm, a retraining, a blue/green canary, and a faulty candidate rolled back by its canary's alarms. It
 keeps everything in `build/demo/` (report.html, timeline.json, run.json, the models and the logs) and prints the
-path at the end. `--data FILE.csv --target COLUMN` runs the same story on your own data.
+path at the end. `--data FILE.csv --target COLUMN` runs the same story on your own data. `--keep-running` keeps the
+local stage up after the story, its clock in real time, for the operator commands of another shell
+(`sagecycle status --endpoint-url ...`), until Ctrl-C or SIGTERM.
 
 Nothing here needs an AWS account: the endpoints are real HTTP servers on 127.0.0.1, the AWS APIs are moto's
 server, and every client is boto3 with fake credentials pointed at them.
@@ -14,12 +16,19 @@ server, and every client is boto3 with fake credentials pointed at them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sagecycle.cli import HelpFormatter
+
+if TYPE_CHECKING:
+    from sagecycle.rehearsal.local_stage import Rehearsal
 
 ROOT = Path(__file__).resolve().parents[1]
 # The seed tutorial's figures on its 6,513-row test split (../shared/seeds, 002).
@@ -70,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reduced", action="store_true", help="fewer rows and rounds (the CI-sized scenario)")
     parser.add_argument("--cdk-out", type=Path, help="reuse this synthesized dev stage instead of synthesizing")
     parser.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the story, keep the local AWS, SageMaker and functions up (clock in real time) for the operator "
+        "commands of another shell, until Ctrl-C or SIGTERM",
+    )
     args = parser.parse_args(argv)
     if args.target and not args.data:
         parser.error("--target goes with --data")
@@ -87,22 +102,48 @@ def main(argv: list[str] | None = None) -> int:
         reduced=args.reduced,
         cdk_out=args.cdk_out,
     )
+    out = args.out.resolve()
+    where = [
+        ("report", str(out / "report.html")),
+        ("timeline", str(out / "timeline.json")),
+        ("models and logs", str(out)),
+    ]
+
+    def serve(rehearsal: Rehearsal) -> None:
+        progress.summary(where)
+        keep_running(rehearsal, options.stage)
+
     try:
-        run = scenario.run(options, progress)
+        scenario.run(options, progress, then=serve if args.keep_running else None)
     except scenario.ScenarioError as e:
         progress.summary()
         print(f"sagecycle demo: {e}", file=sys.stderr)
         return 1
-    out = args.out.resolve()
-    progress.summary(
-        [
-            ("report", str(out / "report.html")),
-            ("timeline", str(out / "timeline.json")),
-            ("models and logs", str(out)),
-        ]
-    )
-    del run
+    if not args.keep_running:
+        progress.summary(where)
     return 0
+
+
+def ready_line(url: str, stage: str, region: str) -> str:
+    """The one line --keep-running prints once the stage is up for other shells."""
+    return (
+        f"sagecycle demo: the local stage keeps running at {url} (its clock now runs in real time: schedules, alarms "
+        f"and deployments go on; Ctrl-C or SIGTERM stops it). From another shell: "
+        f"sagecycle status --stage {stage} --region {region} --endpoint-url {url}"
+    )
+
+
+def keep_running(rehearsal: Rehearsal, stage: str) -> None:
+    """Serves the running stage until Ctrl-C (SIGINT) or SIGTERM; the caller then closes it."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(ready_line(rehearsal.aws.url, stage, rehearsal.aws.region), flush=True)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            rehearsal.keep_running(stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print("sagecycle demo: stopped; the local stage is shut down", flush=True)
 
 
 if __name__ == "__main__":

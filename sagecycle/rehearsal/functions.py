@@ -11,6 +11,13 @@
   simulated time of the call.
 - `lambda:Invoke` between functions is answered in-process: `Event` invocations are queued with Lambda's
   asynchronous semantics, `RequestResponse` ones run at once and return the handler's result.
+- `lambda:Invoke` on the local AWS's server (moto's, from any process: the operator commands in another shell) is
+  answered the same way while `serving_invokes()` runs: the stage's functions exist in moto's Lambda too
+  (`provision_lambda`), and moto's Lambda backend hands their invocations to this runner instead of Docker. The
+  answer is Lambda's: StatusCode 200 with the result as Payload, or FunctionError "Unhandled" with a payload of
+  errorMessage/errorType/requestId/stackTrace; 202 for Event, 204 for DryRun; a payload that is not JSON is
+  InvalidRequestContentException (400).
+- Invocations are serialized (one lock): the process environment holds one function's variables at a time.
 - Asynchronous invocations (`invoke_async`, and Event invokes) follow Lambda's documented retry behaviour on
   the simulated clock: a failed attempt is retried after 1 minute, then after 2 more, up to the function's
   `MaximumRetryAttempts` (EventInvokeConfig; 2 by default) and within `MaximumEventAgeInSeconds`; then the
@@ -27,6 +34,7 @@ import importlib
 import io
 import json
 import os
+import threading
 import time
 import traceback
 import uuid
@@ -117,6 +125,7 @@ class _Pending:
 
 
 _ACTIVE: list[Functions] = []  # the Functions whose call is running: where an in-process Invoke goes
+_SERVED: dict[tuple[str, str], Functions] = {}  # (account, region) -> who answers Invoke on moto's server
 
 
 class Functions:
@@ -130,6 +139,7 @@ class Functions:
         self.clock = timeline.clock
         self.invocations: list[dict[str, Any]] = []
         self.pending: list[_Pending] = []
+        self._lock = threading.RLock()  # one invocation at a time (reentrant: a handler may invoke another)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self._sink = log_path.open("a", encoding="utf-8")
@@ -181,11 +191,16 @@ class Functions:
             raise KeyError(f"no function {key!r} in the stage")
         now = self.clock.now()
         request_id = str(uuid.uuid4())
-        self.pending.append(_Pending(key, event, source, request_id, first=now, due=now))
+        with self._lock:
+            self.pending.append(_Pending(key, event, source, request_id, first=now, due=now))
         return request_id
 
     def run_pending(self) -> int:
         """Run every queued asynchronous invocation that is due on the simulated clock; returns how many ran."""
+        with self._lock:
+            return self._run_pending()
+
+    def _run_pending(self) -> int:
         ran = 0
         while True:
             now = self.clock.now()
@@ -263,6 +278,12 @@ class Functions:
         request_id: str | None = None,
     ) -> tuple[bool, Any]:
         """Run the handler once, as Lambda would; (True, result) or (False, the exception). Recorded."""
+        with self._lock:
+            return self._invoke(key, event, source, invocation_type, attempt, request_id)
+
+    def _invoke(
+        self, key: str, event: Any, source: str, invocation_type: str, attempt: int, request_id: str | None
+    ) -> tuple[bool, Any]:
         function = self.stage.functions[key]
         module, handler = self._module(function)
         context = LambdaContext(function, aws_request_id=request_id or str(uuid.uuid4()))
@@ -377,7 +398,10 @@ class Functions:
                 "Payload": StreamingBody(io.BytesIO(b""), 0),
                 **meta,
             }
-        ok, result = self.invoke(function.key, event, source=f"lambda:Invoke from {caller}", invocation_type=kind)
+        request_id = str(uuid.uuid4())
+        ok, result = self.invoke(
+            function.key, event, source=f"lambda:Invoke from {caller}", invocation_type=kind, request_id=request_id
+        )
         if ok:
             body = json.dumps(result).encode()
             return AWSResponse("", 200, {}, None), {
@@ -386,7 +410,7 @@ class Functions:
                 "Payload": StreamingBody(io.BytesIO(body), len(body)),
                 **meta,
             }
-        body = json.dumps({"errorMessage": str(result), "errorType": type(result).__name__}).encode()
+        body = error_payload(result, request_id)
         return AWSResponse("", 200, {}, None), {
             "StatusCode": 200,
             "FunctionError": "Unhandled",
@@ -394,6 +418,85 @@ class Functions:
             "Payload": StreamingBody(io.BytesIO(body), len(body)),
             **meta,
         }
+
+    # ------------------------------------------------------------------------ Invoke on moto's server
+
+    @contextlib.contextmanager
+    def serving_invokes(self) -> Iterator[None]:
+        """While the block runs, `lambda:Invoke` of the stage's functions on the local AWS's server (from any
+        process) runs their handlers here, answered as Lambda answers (see the module's docstring)."""
+        _install_wire_invoke()
+        where = (self.stage.account, self.stage.region)
+        _SERVED[where] = self
+        try:
+            yield
+        finally:
+            if _SERVED.get(where) is self:
+                del _SERVED[where]
+
+    def answer_wire_invoke(self, key: str, body: str | bytes | None, headers: Any, response_headers: Any) -> bytes:
+        """One Invoke that reached moto's server: the payload Lambda answers, its headers set in `response_headers`
+        (moto's Lambda response then sets 200, 202 or 204 from the invocation type)."""
+        from moto.awslambda.exceptions import LambdaClientError
+
+        kind = headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        try:
+            event = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            raise LambdaClientError(
+                "InvalidRequestContentException", "Could not parse request body into json"
+            ) from None
+        source = "lambda:Invoke on the local AWS"
+        if kind == "DryRun":
+            return b""
+        if kind == "Event":
+            self.invoke_async(key, event, source=source)
+            return b""
+        request_id = str(uuid.uuid4())
+        ok, result = self.invoke(key, event, source=source, invocation_type=kind, request_id=request_id)
+        payload = json.dumps(result).encode() if ok else error_payload(result, request_id)
+        if not ok:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        response_headers["x-amz-executed-version"] = "$LATEST"
+        response_headers["x-amzn-RequestId"] = request_id
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+
+def error_payload(error: BaseException, request_id: str) -> bytes:
+    """The payload of an invocation whose handler raised, as Lambda's Python runtime writes it."""
+    trace = traceback.format_list(traceback.extract_tb(error.__traceback__))
+    answer = {
+        "errorMessage": str(error),
+        "errorType": type(error).__name__,
+        "requestId": request_id,
+        "stackTrace": [line.rstrip("\n") for line in trace],
+    }
+    return json.dumps(answer).encode()
+
+
+def _install_wire_invoke() -> None:
+    """moto's Lambda backend answers Invoke of a served stage's functions through its runner (installed once);
+    any other function keeps moto's own behaviour (Docker)."""
+    from moto.awslambda.models import LambdaBackend
+
+    if getattr(LambdaBackend.invoke, "_sagecycle_rehearsal", False):
+        return
+    original = LambdaBackend.invoke
+
+    def invoke(
+        self: LambdaBackend, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> str | bytes | None:
+        served = _SERVED.get((self.account_id, self.region_name))
+        if served is None:
+            return original(self, function_name, qualifier, body, headers, response_headers)
+        function = served.stage.function_by_arn(self.get_function(function_name, qualifier).function_name)
+        if function is None:
+            return original(self, function_name, qualifier, body, headers, response_headers)
+        return served.answer_wire_invoke(function.key, body, headers, response_headers)
+
+    invoke._sagecycle_rehearsal = True  # type: ignore[attr-defined]
+    LambdaBackend.invoke = invoke  # type: ignore[method-assign]
 
 
 def _route_invokes() -> None:

@@ -3,12 +3,15 @@ clock (`Rehearsal`), with what the scenario is asked to do (`Options`) and what 
 
 `Rehearsal.tick` lets simulated minutes pass doing what AWS would do meanwhile (traffic, alarms, training and
 hosting reconciled, schedules, deliveries); `until` ticks until something happens or fails with `ScenarioError`;
-`background` keeps the stage running while another client (the notebook) uses it.
+`background` keeps the stage running while another client (the notebook) uses it; `keep_running` keeps it
+running after the story, in real time, for the operator commands of another shell (`sagecycle demo --keep-running`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -110,6 +113,7 @@ class Rehearsal:
         self.names = self.stage.names
         self.functions = Functions(self.stage, self.out / "functions.log", self.timeline)
         self._stack.callback(self.functions.close)
+        self._stack.enter_context(self.functions.serving_invokes())  # Invoke on the local AWS runs them here
         self.bus = EventBus(self.stage, self.functions, self.clock, self.timeline)
         self.alarms = AlarmEvaluator(self.stage, self.clock, self.bus, self.timeline)
         self.training = self._stack.enter_context(
@@ -138,27 +142,50 @@ class Rehearsal:
     def tick(self, minutes: int = 1) -> None:
         """Lets `minutes` of simulated time pass, minute by minute, doing what AWS would do meanwhile."""
         for _ in range(minutes):
-            if self.traffic is not None:
-                self.traffic()
-            self.hosting.flush()
-            self.alarms.evaluate()
-            self.training.reconcile()
-            self.hosting.reconcile()
-            self.bus.run_schedules(self.clock.now())
-            self.bus.flush()
-            self._watch_champion()
-            self.progress.tick()
+            self._minute()
             self.clock.sleep(60)
+
+    def _minute(self) -> None:
+        """What AWS does in a minute: traffic, capture, alarms, training and hosting, schedules, deliveries."""
+        if self.traffic is not None:
+            self.traffic()
+        self.hosting.flush()
+        self.alarms.evaluate()
+        self.training.reconcile()
+        self.hosting.reconcile()
+        self.bus.run_schedules(self.clock.now())
+        self.bus.flush()
+        self._watch_champion()
+        self.progress.tick()
+
+    def keep_running(self, stop: threading.Event) -> None:
+        """After the story, until `stop` is set: the stage stays up for clients of other processes (the operator
+        commands, `--endpoint-url self.aws.url`), with batch transform jobs run as they are created. Its clock runs
+        in real time from where the story left it: each real minute is one simulated minute (schedules fire, alarms
+        are evaluated, jobs and deployments progress, queued invocations run), and objects that another process puts
+        under incoming/ are announced as S3 announces them. The story's synthetic traffic stops."""
+        from sagecycle.rehearsal.transform import LocalTransform
+
+        self.traffic = None
+        announced = set(self._incoming_versions())  # the story's uploads were announced already
+        with LocalTransform(self.aws, self.out / "transform", self.clock, self.timeline, self.bus.put, background=True):
+            last = time.monotonic()
+            while not stop.is_set():
+                self._announce(announced)
+                self._minute()
+                while not stop.wait(1.0) and time.monotonic() - last < 60:
+                    pass
+                now = time.monotonic()
+                self.clock.advance(now - last)
+                last = now
 
     @contextlib.contextmanager
     def background(self, interval: float = 0.1) -> Iterator[None]:
         """Keeps the stage running on its own while a `with` block lets something else use it (the notebook):
         new objects under incoming/ are announced as S3 does to EventBridge, and time passes minute by minute."""
-        import threading
-
         stop = threading.Event()
         failures: list[BaseException] = []
-        announced: set[tuple[str, str]] = set()
+        announced: set[tuple[str, str | None]] = set()
 
         def loop() -> None:
             while not stop.is_set():
@@ -180,15 +207,18 @@ class Rehearsal:
         if failures:
             raise ScenarioError(f"the local stage stopped: {type(failures[0]).__name__}: {failures[0]}")
 
-    def _announce(self, announced: set[tuple[str, str]]) -> None:
-        """S3 -> EventBridge for objects someone else put under incoming/ (another process, e.g. a notebook)."""
+    def _incoming_versions(self) -> list[tuple[str, str | None]]:
+        """(key, version id) of every object version under incoming/, in S3's listing order."""
         listing = self.s3.list_object_versions(Bucket=self.names.data_bucket, Prefix=c.PREFIX_INCOMING)
-        for version in listing.get("Versions", []):
-            key = (version["Key"], str(version.get("VersionId")))
+        return [(version["Key"], version.get("VersionId")) for version in listing.get("Versions", [])]
+
+    def _announce(self, announced: set[tuple[str, str | None]]) -> None:
+        """S3 -> EventBridge for objects someone else put under incoming/ (another process, e.g. a notebook)."""
+        for key in self._incoming_versions():
             if key not in announced:
                 announced.add(key)
                 self.timeline.record("s3.put", f"s3://{self.names.data_bucket}/{key[0]}", key=key[0])
-                self.bus.object_created(self.names.data_bucket, key[0], version_id=version.get("VersionId"))
+                self.bus.object_created(self.names.data_bucket, key[0], version_id=key[1])
 
     def _watch_champion(self) -> None:
         """Records each move of the champion parameter (promote moves it only once a deployment is InService)."""

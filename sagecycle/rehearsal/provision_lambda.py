@@ -1,6 +1,9 @@
 """Provisioning Lambda, rehearsed in-process: the functions whose handler is one of ours
 (`lambdas.<key>.handler.<fn>`) with their resolved environment, their event-invoke configs, SQS event source
-mappings and resource-based permissions. Nothing is created in moto: `sagecycle.rehearsal.functions` runs them.
+mappings and resource-based permissions. `sagecycle.rehearsal.functions` runs them; each function is also created
+in moto's Lambda (with its execution role in moto's IAM, its synthesized configuration and its handler's package as
+code), so GetFunctionConfiguration and Invoke on the local AWS's server find it as Lambda would (Invoke then reaches
+the rehearsal's runner: `Functions.serving_invokes`).
 
 Each creator takes the provisioner (`sagecycle.rehearsal.stage`), the stack, the logical id and the resource, and
 returns what Ref and Fn::GetAtt give for it, or None for a function that is not ours (counted as unrehearsed).
@@ -8,7 +11,11 @@ returns what Ref and Fn::GetAtt give for it, or None for a function that is not 
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagecycle.rehearsal.stage_model import (
@@ -54,6 +61,7 @@ def lambda_function(p: Provisioner, stack: str, logical_id: str, resource: Mappi
         dead_letter_arn=props.get("DeadLetterConfig", {}).get("TargetArn"),
         reserved_concurrency=props.get("ReservedConcurrentExecutions"),
     )
+    _create_in_moto(p, stack, raw, props, p.stage.functions[key])
     return Physical(resource["Type"], name, {"Arn": arn})
 
 
@@ -126,6 +134,58 @@ def finish_functions(p: Provisioner) -> None:
             targets.append(target)
         rules.append(RuleDef(**{**rule.__dict__, "targets": tuple(targets)}))
     p.stage.rules[:] = rules
+
+
+# Lambda's trust policy, for a role the template does not define (an imported one)
+_LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def _create_in_moto(
+    p: Provisioner, stack: str, raw: Mapping[str, Any], props: Mapping[str, Any], function: FunctionDef
+) -> None:
+    """The function in moto's Lambda, configured as synthesized; its role first (moto's Lambda requires it)."""
+    role_arn = str(props["Role"])
+    role_path, _, role_name = role_arn.split(":role", 1)[1].rpartition("/")
+    trust: Any = _LAMBDA_TRUST
+    reference = raw.get("Role")
+    if isinstance(reference, dict) and "Fn::GetAtt" in reference:
+        role = p.stage.templates[stack]["Resources"].get(reference["Fn::GetAtt"][0], {})
+        trust = role.get("Properties", {}).get("AssumeRolePolicyDocument", trust)
+    iam = p.client("iam")
+    try:
+        iam.get_role(RoleName=role_name)
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_role(RoleName=role_name, Path=f"{role_path}/", AssumeRolePolicyDocument=json.dumps(trust))
+    spec: dict[str, Any] = {
+        "FunctionName": function.name,
+        "Runtime": str(props.get("Runtime", "python3.11")),
+        "Role": role_arn,
+        "Handler": function.handler,
+        "Code": {"ZipFile": _package(function.handler)},
+        "Timeout": function.timeout_s,
+        "MemorySize": function.memory_mb,
+        "Environment": {"Variables": dict(function.environment)},
+    }
+    if props.get("Architectures"):
+        spec["Architectures"] = list(props["Architectures"])
+    p.client("lambda").create_function(**spec)
+
+
+def _package(handler: str) -> bytes:
+    """The handler's package (lambdas/<key>/) as a zip: what the function's code is, for GetFunction."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(handler.rsplit(".", 1)[0])
+    assert spec is not None and spec.origin is not None  # _rehearsable_handler found it
+    folder = Path(spec.origin).parent
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*.py")):
+            archive.write(path, str(path.relative_to(folder.parents[1])))
+    return buffer.getvalue()
 
 
 def _rehearsable_handler(handler: Any) -> str | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sagecycle.rehearsal.local_stage import Options, Rehearsal, Run, ScenarioError, simulated_start
@@ -41,25 +42,44 @@ __all__ = ["STEPS", "Options", "Rehearsal", "Run", "ScenarioError", "open_stage"
 STEPS = 8
 
 
-def run(options: Options, progress: Progress | None = None) -> Run:
-    """The whole scenario; returns what it recorded (run.json), having written everything under out_dir."""
+def run(options: Options, progress: Progress | None = None, *, then: Callable[[Rehearsal], None] | None = None) -> Run:
+    """The whole scenario; returns what it recorded (run.json), having written everything under out_dir.
+
+    `then`, when given, is called once the story and its report are written, with the stage still running (the
+    demo's --keep-running); the stage closes when it returns, and the timeline is written again with what happened
+    meanwhile."""
+    from sagecycle.rehearsal.report import build_report
+
     progress = progress or Progress(STEPS)
     options = _emptied(options)
     out = options.out_dir
     rehearsal = Rehearsal(options, progress)
     try:
-        play(rehearsal)
+        try:
+            play(rehearsal)
+        finally:
+            _record(rehearsal, progress)
+        if then is not None:
+            build_report(out)
+            try:
+                then(rehearsal)
+            finally:
+                rehearsal.timeline.dump(out / "timeline.json")
+            return rehearsal.run
     finally:
-        rehearsal.timeline.dump(out / "timeline.json")
-        rehearsal.run.steps = [
-            {"n": s.n, "title": s.title, "seconds": round(s.seconds, 2), "figure": s.figure} for s in progress.steps
-        ]
-        (out / "run.json").write_text(json.dumps(rehearsal.run.to_json(), indent=1, default=str), encoding="utf-8")
         rehearsal.close()
-    from sagecycle.rehearsal.report import build_report
-
     build_report(out)
     return rehearsal.run
+
+
+def _record(rehearsal: Rehearsal, progress: Progress) -> None:
+    """timeline.json and run.json (the steps with their durations and figures) under out_dir."""
+    out = rehearsal.out
+    rehearsal.timeline.dump(out / "timeline.json")
+    rehearsal.run.steps = [
+        {"n": s.n, "title": s.title, "seconds": round(s.seconds, 2), "figure": s.figure} for s in progress.steps
+    ]
+    (out / "run.json").write_text(json.dumps(rehearsal.run.to_json(), indent=1, default=str), encoding="utf-8")
 
 
 def _emptied(options: Options) -> Options:

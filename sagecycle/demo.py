@@ -143,7 +143,7 @@ def keep_running(rehearsal: Rehearsal, stage: str) -> None:
             rehearsal.keep_running(stop)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print("sagecycle demo: stopped; the local stage is shut down", flush=True)
+    print("sagecycle demo: stopping: the local stage shuts down", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Calling the stage's Lambda functions: what they are configured with, and a synchronous invocation.
 
-- On AWS (and any endpoint without a rehearsal attached): Lambda's API, `GetFunctionConfiguration` and
-  `Invoke` (RequestResponse), by the contract's function names.
-- Against the rehearsal's local AWS: moto's Lambda would need Docker, and the rehearsal's functions run in the
-  rehearsal's process anyway. The rehearsal attaches its runner to its URL (`attach_rehearsal`), and a command
-  given that `--endpoint-url` calls the real handler through it, with the function's synthesized environment,
-  exactly as an `Invoke` between the stage's functions is answered there.
+- Lambda's API, `GetFunctionConfiguration` and `Invoke` (RequestResponse), by the contract's function names: on
+  AWS, and against the rehearsal's local AWS from any process (`sagecycle demo --keep-running`): its functions
+  exist in moto's Lambda, and an `Invoke` that reaches its server runs the real handler in the rehearsal's
+  process, with the function's synthesized environment (`sagecycle.rehearsal.functions.Functions.serving_invokes`).
+- Inside a process that holds a rehearsal's runner but does not serve Invoke on its server (a test's bare stage),
+  `attach_rehearsal` hands that runner to the commands given its URL, which then call the handler directly.
 
 Either way the function's answer is what its handler returned, as JSON; a handler that raised is
 `FunctionFailed` (Lambda's `FunctionError` with errorType/errorMessage).

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagecycle.rehearsal.stage_model import (
+    INVALID_TEMPLATE,
     NOT_REHEARSED,
     PARTITION,
     FunctionDef,
@@ -147,6 +148,13 @@ def _create_in_moto(
     p: Provisioner, stack: str, raw: Mapping[str, Any], props: Mapping[str, Any], function: FunctionDef
 ) -> None:
     """The function in moto's Lambda, configured as synthesized; its role first (moto's Lambda requires it)."""
+    if not props.get("Role"):
+        raise TemplateError(
+            f"{stack}/{function.logical_id}: an AWS::Lambda::Function needs a Role (CloudFormation requires one)",
+            code=INVALID_TEMPLATE,
+            stack=stack,
+            resource=function.logical_id,
+        )
     role_arn = str(props["Role"])
     role_path, _, role_name = role_arn.split(":role", 1)[1].rpartition("/")
     trust: Any = _LAMBDA_TRUST

@@ -11,7 +11,7 @@ import pytest
 
 from sagecycle.rehearsal import LocalAws
 from sagecycle.rehearsal.stage import provision_stage
-from sagecycle.rehearsal.stage_model import INVALID_ASSEMBLY, NOT_REHEARSED, UNRESOLVED, TemplateError
+from sagecycle.rehearsal.stage_model import INVALID_ASSEMBLY, INVALID_TEMPLATE, NOT_REHEARSED, UNRESOLVED, TemplateError
 from sagecycle.rehearsal.templates import load_templates, present, tagged
 from tests.rehearsal.conftest_stage import *  # noqa: F403 - the fixtures
 from tests.rehearsal.conftest_stage import ACCOUNT, REGION, reset
@@ -43,6 +43,9 @@ def _function(variables: dict[str, Any]) -> dict[str, Any]:
         "Properties": {
             "FunctionName": "probe",
             "Handler": "lambdas.ingest.handler.handler",
+            "Runtime": "python3.12",
+            # CloudFormation requires a role; the rehearsal creates it in moto's IAM, as moto's Lambda requires.
+            "Role": "arn:aws:iam::123456789012:role/probe",
             "Environment": {"Variables": variables},
         },
     }
@@ -138,3 +141,15 @@ def test_request_fields_are_the_given_properties_and_tags_only_when_there_are_so
     assert tagged({"Tags": [{"Key": "team", "Value": "ml"}]}) == {"Tags": [{"Key": "team", "Value": "ml"}]}
     assert tagged({"Tags": {"team": "ml"}}) == {"Tags": [{"Key": "team", "Value": "ml"}]}
     assert tagged({}) == {} and tagged({"Tags": []}) == {}
+
+
+def test_a_function_without_a_role_is_refused_as_cloudformation_would(local_aws: LocalAws) -> None:
+    # GIVEN a stack whose function names no role (CloudFormation requires one)
+    reset(local_aws)
+    function = _function({})
+    del function["Properties"]["Role"]
+    # WHEN provisioned
+    with pytest.raises(TemplateError) as refused:
+        provision_stage(local_aws, {"lonely": _tiny({"Fn": function})}, account=ACCOUNT, region=REGION)
+    # THEN it is refused as an invalid template, naming the resource
+    assert (refused.value.code, refused.value.stack, refused.value.resource) == (INVALID_TEMPLATE, "lonely", "Fn")

@@ -18,6 +18,7 @@ the deployment record and stops).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
@@ -136,7 +137,7 @@ def _tell(settings: Settings, subject: str, event: str, change: PackageChange, *
     )
 
 
-def handle_package(change: PackageChange, settings: Settings, now: Any) -> dict[str, Any]:
+def handle_package(change: PackageChange, settings: Settings, now: datetime) -> dict[str, Any]:
     if change.status == "PendingManualApproval":
         return {"ignored": f"{change.package_arn} awaits approval"}
     try:
@@ -163,7 +164,7 @@ def handle_package(change: PackageChange, settings: Settings, now: Any) -> dict[
         return {"refused": refused.code, "reason": str(refused)}
 
 
-def _registry_champion(change: PackageChange, url: str, settings: Settings, now: Any) -> dict[str, Any]:
+def _registry_champion(change: PackageChange, url: str, settings: Settings, now: datetime) -> dict[str, Any]:
     """Build account: the approved package is the model later candidates are compared with."""
     champion = champion_record(settings)
     if champion.get("package_arn") == change.package_arn:
@@ -182,7 +183,7 @@ def _registry_champion(change: PackageChange, url: str, settings: Settings, now:
     return {"model_package_arn": change.package_arn, "champion": url}
 
 
-def _deploy_package(change: PackageChange, source_url: str, settings: Settings, now: Any) -> dict[str, Any]:
+def _deploy_package(change: PackageChange, source_url: str, settings: Settings, now: datetime) -> dict[str, Any]:
     name = resource_name(f"{settings.training.job_name_prefix}-{PACKAGE_CONFIG_PREFIX}", change.package_arn)
     existing = runs.get_item(settings.runs_table, runs.deployment_key(name))
     if existing:

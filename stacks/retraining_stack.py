@@ -258,7 +258,9 @@ class RetrainingStack(Stack):
                 start=self.start,
                 drift=self.drift,
                 responder=self.responder,
-                own_approvals=accounts.role == "build" or accounts.effective_approval == "manual",
+                # this account's registry: a build stage's, or a single stage's under manual approval
+                own_approvals=accounts.role == "build"
+                or (accounts.role == "single" and accounts.effective_approval == "manual"),
             ),
             dead_letters=rule_dead_letters,
         )

@@ -201,3 +201,22 @@ def test_a_stage_that_names_its_account_synthesizes_without_lookups(side: Synthe
     manifest = json.loads((side.outdir / "manifest.json").read_text())
     # THEN nothing was left to look up in the account (the zones come from the config): synth needs no credentials
     assert manifest.get("missing") is None
+
+
+def test_only_the_registrys_own_account_routes_its_approvals_to_promote(
+    build_side: Synthesized, serving_side: Synthesized
+) -> None:
+    # GIVEN both sides' rules on their default buses
+    def own_approval_rules(side: Synthesized) -> list[str]:
+        rules = side.resources("Retraining", "AWS::Events::Rule")
+        return [
+            k
+            for k, r in rules.items()
+            if "EventBusName" not in r["Properties"]
+            and r["Properties"].get("EventPattern", {}).get("detail-type") == ["SageMaker Model Package State Change"]
+            and not any("event-bus" in str(t.get("Arn")) for t in r["Properties"].get("Targets", []))
+        ]
+
+    # THEN the build side routes its registry's approvals to its promote; the serving side has no registry to route
+    assert len(own_approval_rules(build_side)) == 1
+    assert own_approval_rules(serving_side) == []

@@ -25,8 +25,10 @@ from lambdas.shared.job_settings import (
 from lambdas.shared.policy import PolicyError, RetrainPolicy
 from lambdas.shared.runtime import ConfigError as FunctionConfigError
 
-# Placeholders for what only the stacks know (names, ARNs, URIs); the stage's own values are checked around them.
-_SENTINEL_ACCOUNT = "000000000000"
+# Settings are validated at synth, but the account and the data key's ARN are only known at deploy: the JSON
+# carries these sentinels, which the stack replaces with tokens (stacks/retraining_stack.py _deployed_settings).
+SENTINEL_ACCOUNT = "000000000000"
+SENTINEL_KEY_ID = "00000000-0000-4000-8000-000000000000"
 
 
 class TrainingSpecFields(TypedDict):
@@ -91,27 +93,48 @@ def training_spec_fields(cfg: StageConfig) -> TrainingSpecFields:
     }
 
 
-def _placeholder_spec(cfg: StageConfig) -> TrainingSpecSettings:
-    """TRAINING_SETTINGS as the stack writes it, with placeholders (the shapes the stack uses) for what only
-    the stacks know, so the stage's own values meet the functions' parser."""
-    app, stage, region, account = cfg.app_name, cfg.stage, cfg.region, _SENTINEL_ACCOUNT
+def training_spec(
+    cfg: StageConfig,
+    *,
+    image_uri: str,
+    execution_role_name: str,
+    sourcedir_name: str,
+    partition: str = "aws",
+    vpc: VpcSettings | None = None,
+) -> TrainingSpecSettings:
+    """TRAINING_SETTINGS with the sentinel account and key: the stage's own values (`training_spec_fields`, the
+    ones synth runs through the functions' parsers) around the names, ARNs and URIs only the stacks know."""
+    app, stage, region, account = cfg.app_name, cfg.stage, cfg.region, SENTINEL_ACCOUNT
     models = f"{app}-{stage}-models-{account}-{region}"
     return TrainingSpecSettings(
-        image_uri=f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-xgboost:{cfg.training.xgboost_framework_version}",
-        role_arn=f"arn:aws:iam::{account}:role/{app}-{stage}-sagemaker-execution",
+        image_uri=image_uri,
+        role_arn=f"arn:{partition}:iam::{account}:role/{execution_role_name}",
         data_bucket=f"{app}-{stage}-data-{account}-{region}",
         model_bucket=models,
-        source_dir_s3_uri=f"s3://{models}/{c.PREFIX_CODE}sourcedir-0000000000000000.tar.gz",
-        kms_key_arn=f"arn:aws:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000",
+        source_dir_s3_uri=f"s3://{models}/{c.PREFIX_CODE}{sourcedir_name}",
+        kms_key_arn=f"arn:{partition}:kms:{region}:{account}:key/{SENTINEL_KEY_ID}",
         train_prefix=c.PREFIX_TRAIN,
         validation_prefix=c.PREFIX_VALIDATION,
         test_prefix=c.PREFIX_TEST,
         model_output_prefix=c.PREFIX_TRAINING_OUTPUT,
         checkpoint_s3_uri=f"s3://{models}/{c.PREFIX_CHECKPOINTS}" if cfg.training.use_spot else None,
+        vpc=vpc,
+        **training_spec_fields(cfg),
+    )
+
+
+def _placeholder_spec(cfg: StageConfig) -> TrainingSpecSettings:
+    """TRAINING_SETTINGS as the stack writes it, with placeholders for what only the stacks know (the image, the
+    scripts' hash, the network's ids), so the stage's own values meet the functions' parser."""
+    region, account = cfg.region, SENTINEL_ACCOUNT
+    return training_spec(
+        cfg,
+        image_uri=f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-xgboost:{cfg.training.xgboost_framework_version}",
+        execution_role_name=c.execution_role_name(cfg.app_name, cfg.stage),
+        sourcedir_name="sourcedir-0000000000000000.tar.gz",
         vpc=VpcSettings(subnet_ids=("subnet-0", "subnet-1"), security_group_ids=("sg-0",))
         if cfg.network.enabled
         else None,
-        **training_spec_fields(cfg),
     )
 
 

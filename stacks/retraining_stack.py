@@ -22,7 +22,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from config.settings import INGEST_TIMEOUT_S, StageConfig, retrain_policy_document, training_spec_fields
+from config.function_inputs import SENTINEL_ACCOUNT, training_spec
+from config.settings import INGEST_TIMEOUT_S, StageConfig, retrain_policy_document
 from lambdas.shared import contract as c
 from lambdas.shared.jobspec import TrainingSpecSettings, VpcSettings
 from stacks.constructs.approvals import ApprovalForwarding, ApprovalsBus
@@ -34,11 +35,6 @@ from stacks.constructs.retraining_alarms import RetrainingAlarms
 from stacks.constructs.retraining_routes import GlueFunctions, RetrainingRoutes, event_pattern, event_patterns
 from stacks.constructs.vpce_perimeter import PERIMETER_EXEMPT_TAG, PERIMETER_EXEMPT_VALUE
 from stacks.naming import account_pair, bucket_name, table_name
-
-# Settings are validated at synth, but the account and the data key's ARN are only known at deploy: the JSON
-# carries sentinels that an Fn::Sub replaces, so the Lambda gets real ARNs and synth still checks the shapes.
-_SENTINEL_ACCOUNT = "000000000000"
-_SENTINEL_KEY_ID = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True)
@@ -69,30 +65,21 @@ def training_settings(
 ) -> TrainingSpecSettings:
     """The job-spec settings the Lambdas build every SageMaker request from (sentinel account and key).
 
-    What the stage decides comes from config.settings.training_spec_fields, the values synth already ran through
-    the functions' parsers; this adds only the names, ARNs and URIs the stacks know.
+    config.function_inputs.training_spec builds them (the one builder synth's own checks use too); this passes
+    what the Model and Network stacks decided.
     """
-    app, stage = config.app_name, config.stage
-    models = f"{app}-{stage}-models-{_SENTINEL_ACCOUNT}-{config.region}"
-    return TrainingSpecSettings(
+    return training_spec(
+        config,
         image_uri=model.image_uri,
-        role_arn=f"arn:{partition}:iam::{_SENTINEL_ACCOUNT}:role/{model.execution_role_name}",
-        data_bucket=f"{app}-{stage}-data-{_SENTINEL_ACCOUNT}-{config.region}",
-        model_bucket=models,
-        source_dir_s3_uri=f"s3://{models}/{c.PREFIX_CODE}{model.sourcedir_name}",
-        kms_key_arn=f"arn:{partition}:kms:{config.region}:{_SENTINEL_ACCOUNT}:key/{_SENTINEL_KEY_ID}",
-        train_prefix=c.PREFIX_TRAIN,
-        validation_prefix=c.PREFIX_VALIDATION,
-        test_prefix=c.PREFIX_TEST,
-        model_output_prefix=c.PREFIX_TRAINING_OUTPUT,
-        checkpoint_s3_uri=f"s3://{models}/{c.PREFIX_CHECKPOINTS}" if config.training.use_spot else None,
+        execution_role_name=model.execution_role_name,
+        sourcedir_name=model.sourcedir_name,
+        partition=partition,
         vpc=VpcSettings(
             subnet_ids=_SENTINEL_SUBNETS[: len(network.subnet_ids)],
             security_group_ids=_SENTINEL_GROUPS[: len(network.security_group_ids)],
         )
         if network
         else None,
-        **training_spec_fields(config),
     )
 
 
@@ -398,4 +385,4 @@ def _deployed_settings(settings: TrainingSpecSettings, data_key: kms.IKey, netwo
             *zip(_SENTINEL_GROUPS, network.security_group_ids, strict=False),
         ):
             text = text.replace(sentinel, token)
-    return text.replace(_SENTINEL_ACCOUNT, Aws.ACCOUNT_ID)
+    return text.replace(SENTINEL_ACCOUNT, Aws.ACCOUNT_ID)

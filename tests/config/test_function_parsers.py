@@ -280,6 +280,7 @@ def test_the_retraining_stack_writes_what_synth_checked(
     stage: str, overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a stage config, and config.settings' builders marked so that what comes from them can be told apart
+    import config.function_inputs as inputs
     import stacks.retraining_stack as stack
     from stacks.retraining_stack import ModelFacts, retrain_policy, training_settings
 
@@ -287,7 +288,7 @@ def test_the_retraining_stack_writes_what_synth_checked(
     facts = ModelFacts("img:1", f"sagecycle-{stage}-sagemaker-execution", "sourcedir-0.tar.gz", "/p", "group")
     fields = {**training_spec_fields(cfg), "tags": {**training_spec_fields(cfg)["tags"], "built-by": "config"}}
     policy = {**retrain_policy_document(cfg), "lock_ttl_seconds": retrain_policy_document(cfg)["lock_ttl_seconds"] + 1}
-    monkeypatch.setattr(stack, "training_spec_fields", lambda c: fields if c is cfg else pytest.fail("other config"))
+    monkeypatch.setattr(inputs, "training_spec_fields", lambda c: fields if c is cfg else pytest.fail("other config"))
     monkeypatch.setattr(stack, "retrain_policy_document", lambda c: policy if c is cfg else pytest.fail("other config"))
     # WHEN the Retraining stack builds what the functions receive
     written = training_settings(cfg, facts, "aws")

@@ -141,27 +141,27 @@ def handle_package(change: PackageChange, settings: Settings, now: datetime) -> 
     if change.status == "PendingManualApproval":
         return {"ignored": f"{change.package_arn} awaits approval"}
     try:
-        check_origin(change, settings)
+        return _act_on_package(change, settings, now)
     except PackageRefused as refused:
         logger.error("model package refused", extra={"code": refused.code, "reason": str(refused)})
         _tell(settings, "model package refused", "package-refused", change, code=refused.code, reason=str(refused))
         return {"refused": refused.code, "reason": str(refused)}
+
+
+def _act_on_package(change: PackageChange, settings: Settings, now: datetime) -> dict[str, Any]:
+    """From the trusted registry only; Rejected tells the operators, Approved (still, per the registry) moves."""
+    check_origin(change, settings)
     if change.status == "Rejected":
         _tell(settings, f"model package rejected: {change.package_arn}", "package-rejected", change)
         return {"model_package_arn": change.package_arn, "deployment": "none", "reason": "rejected"}
     if change.status != "Approved":
         return {"ignored": f"{change.package_arn} is {change.status}"}
-    try:
-        status, source_url = described_model_url(change.package_arn)
-        if status != "Approved":
-            return {"ignored": f"{change.package_arn} is {status} now"}
-        if settings.role == "build":
-            return _registry_champion(change, source_url, settings, now)
-        return _deploy_package(change, source_url, settings, now)
-    except PackageRefused as refused:
-        logger.error("model package refused", extra={"code": refused.code, "reason": str(refused)})
-        _tell(settings, "model package refused", "package-refused", change, code=refused.code, reason=str(refused))
-        return {"refused": refused.code, "reason": str(refused)}
+    status, source_url = described_model_url(change.package_arn)
+    if status != "Approved":
+        return {"ignored": f"{change.package_arn} is {status} now"}
+    if settings.role == "build":
+        return _registry_champion(change, source_url, settings, now)
+    return _deploy_package(change, source_url, settings, now)
 
 
 def _registry_champion(change: PackageChange, url: str, settings: Settings, now: datetime) -> dict[str, Any]:
